@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class PagesConfig(AppConfig):
+    name = "webxample.pages"
+    label = "pages"
+    verbose_name = "webxample pages"

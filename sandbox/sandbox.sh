@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Manage systemd-booted sandbox containers built by build-image.sh.
+#
+# Usage: sandbox/sandbox.sh start NAME   # run (or restart) container NAME, detached
+#        sandbox/sandbox.sh stop NAME    # remove container NAME (podman rm -f)
+#        sandbox/sandbox.sh wait NAME    # wait (<=60s) for systemd + nginx + supervisor
+#
+# Env: SANDBOX_IMAGE (default localhost/zerodowntime-sandbox:debian12),
+#      SANDBOX_WAIT_TIMEOUT (default 60), CONTAINERS_CONF (default ./containers.conf)
+set -euo pipefail
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-${SCRIPT_DIR}/containers.conf}"
+IMAGE="${SANDBOX_IMAGE:-localhost/zerodowntime-sandbox:debian12}"
+TIMEOUT="${SANDBOX_WAIT_TIMEOUT:-60}"
+
+usage() { sed -n '2,9p' "$0" >&2; exit 2; }
+
+[[ $# -eq 2 ]] || usage
+cmd="$1" name="$2"
+
+case "$cmd" in
+  start)
+    if podman container exists "$name"; then
+      state="$(podman container inspect --format '{{.State.Running}}' "$name")"
+      if [[ "$state" == "true" ]]; then
+        echo "$name already running"
+      else
+        podman start "$name" >/dev/null
+        echo "$name started (existing container)"
+      fi
+    else
+      podman run -d \
+        --name "$name" --hostname "$name" \
+        --systemd=always \
+        --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
+        "$IMAGE" /sbin/init >/dev/null
+      echo "$name created from $IMAGE"
+    fi
+    ;;
+  stop)
+    podman rm -f "$name" >/dev/null 2>&1 || true
+    echo "$name removed"
+    ;;
+  wait)
+    deadline=$((SECONDS + TIMEOUT))
+    state=""
+    while (( SECONDS < deadline )); do
+      state="$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)"
+      if [[ "$state" == running || "$state" == degraded ]] &&
+         podman exec "$name" systemctl is-active --quiet nginx supervisor 2>/dev/null; then
+        echo "$name ready (system: $state)"
+        exit 0
+      fi
+      sleep 1
+    done
+    echo "timeout after ${TIMEOUT}s waiting for $name (system: ${state:-unknown})" >&2
+    podman exec "$name" systemctl --failed --no-pager >&2 2>/dev/null || true
+    exit 1
+    ;;
+  *) usage ;;
+esac
