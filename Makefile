@@ -1,0 +1,54 @@
+# zerodowntime.web — the two commands: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV       := $(CURDIR)/.venv
+BIN        := $(VENV)/bin
+IMAGE      ?= localhost/zerodowntime-sandbox:debian12
+SANDBOX    ?= zdt-sandbox
+APT_PKGS   := podman runc debootstrap slirp4netns uidmap git
+
+export PATH             := $(BIN):$(PATH)
+export CONTAINERS_CONF  ?= $(CURDIR)/sandbox/containers.conf
+export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
+export SANDBOX_IMAGE    := $(IMAGE)
+export MOLECULE_IMAGE   ?= $(IMAGE)
+
+.PHONY: help setup apt venv image demo test lint molecule clean
+
+help:  ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+setup: apt venv image  ## Install apt packages, the Python venv and the sandbox image
+
+apt: .cache/apt.stamp
+.cache/apt.stamp:
+	@mkdir -p .cache
+	@if ! dpkg -s $(APT_PKGS) >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PKGS); fi
+	@touch $@
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+image: apt  ## Build the sandbox image offline (debootstrap + podman import), if missing
+	@if [ "$(MOLECULE_IMAGE)" = "$(IMAGE)" ]; then sandbox/build-image.sh; fi
+
+demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; print the numbers
+	tools/demo.sh
+
+lint: venv  ## ansible-lint (production profile) and ruff
+	ansible-lint
+	ruff check examples tools molecule roles
+
+molecule: setup
+	cd $(CURDIR) && molecule test --all
+
+test: setup lint molecule  ## Lint, then every molecule scenario
+
+clean:  ## Remove the sandbox container and build outputs (keeps the image)
+	-sandbox/sandbox.sh stop $(SANDBOX)
+	rm -rf build

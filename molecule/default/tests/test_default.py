@@ -1,0 +1,92 @@
+"""The state after deploying webxample 2.0.0 over 1.0.0 under a constant load."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tools"))
+from heyreport import parse  # noqa: E402
+
+APP_ROOT = "/srv/webxample"
+APP_USER = "webxample"
+
+
+@pytest.fixture(scope="module")
+def current_release(host) -> str:
+    return host.file(f"{APP_ROOT}/current").linked_to.rsplit("/", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def manifest(host, current_release) -> dict:
+    return json.loads(host.file(f"{APP_ROOT}/releases/{current_release}/release.json").content_string)
+
+
+def test_current_points_at_the_v2_release(host, current_release, manifest):
+    assert current_release.startswith("2.0.0-")
+    assert manifest["version"] == "2.0.0"
+    assert manifest["release_id"] == current_release
+
+
+def test_previous_points_at_the_v1_release(host):
+    assert host.file(f"{APP_ROOT}/previous").linked_to.rsplit("/", 1)[-1].startswith("1.0.0-")
+
+
+def test_nginx_answers_with_the_v2_release_id(host, current_release):
+    headers = host.check_output("curl -sS -D - -o /dev/null http://localhost/")
+    assert f"X-Release: {current_release}" in headers
+    health = json.loads(host.check_output("curl -sS http://localhost/health"))
+    assert health["status"] == "ok"
+    assert health["release"] == current_release
+    assert health["version"] == "2.0.0"
+
+
+def test_exactly_one_release_program_runs_and_it_is_v2(host, current_release):
+    status = host.run("supervisorctl status").stdout.strip().splitlines()
+    programs = [line.split() for line in status if line.startswith("webxample-")]
+    assert programs == [[f"webxample-{current_release}", "RUNNING", *programs[0][2:]]]
+
+
+def test_the_v1_socket_is_gone(host, current_release):
+    sockets = host.check_output(f"ls {APP_ROOT}/run").split()
+    assert sockets == [f"{current_release}.sock"]
+
+
+def test_the_env_file_is_0600_and_owned_by_the_app_user(host, current_release):
+    env = host.file(f"{APP_ROOT}/releases/{current_release}/.env")
+    assert env.mode == 0o600
+    assert env.user == APP_USER
+    assert "WEBXAMPLE_SECRET_KEY=" in host.run(f"cat {env.path}").stdout
+
+
+def test_gunicorn_runs_as_the_app_user(host):
+    owners = host.check_output("ps -C gunicorn -o user= || ps -eo user=,args= | awk '/bin\\/gunicorn/ {print $1}'")
+    users = {line.split()[0] for line in owners.splitlines() if line.strip()}
+    assert users == {APP_USER}
+
+
+def test_the_socket_is_reachable_by_nginx_and_not_by_others(host, current_release):
+    run_dir = host.file(f"{APP_ROOT}/run")
+    assert (run_dir.user, run_dir.group, run_dir.mode) == (APP_USER, "www-data", 0o750)
+    sock = host.file(f"{APP_ROOT}/run/{current_release}.sock")
+    assert sock.is_socket
+    assert sock.group == "www-data"
+    assert sock.mode & 0o007 == 0
+
+
+def test_supervisor_control_socket_is_not_world_writable(host):
+    assert host.file("/var/run/supervisor.sock").mode & 0o002 == 0
+
+
+def test_health_checks_have_their_own_nginx_log(host):
+    assert host.file("/var/log/nginx/webxample-health.log").contains("GET /health")
+
+
+def test_no_request_failed_during_the_v2_deploy(host):
+    report = parse(host.file("/var/tmp/zdt-load/v2.txt").content_string)
+    print(json.dumps(report))
+    assert report["requests"] >= 2000, report
+    assert report["failed"] == 0, report
