@@ -6,13 +6,14 @@ VENV       := $(CURDIR)/.venv
 BIN        := $(VENV)/bin
 IMAGE      ?= localhost/zerodowntime-sandbox:debian12
 SANDBOX    ?= zdt-sandbox
-APT_PKGS   := podman runc debootstrap slirp4netns uidmap git
+APT_PKGS   := podman runc debootstrap slirp4netns uidmap git openssh-client
 
 export PATH             := $(BIN):$(PATH)
 export CONTAINERS_CONF  ?= $(CURDIR)/sandbox/containers.conf
 export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
 export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
+export SANDBOX_KEY      ?= $(CURDIR)/build/sandbox/id_ed25519
 
 .PHONY: help setup apt venv image demo test lint molecule clean
 
@@ -36,13 +37,15 @@ $(VENV)/.installed: requirements-dev.txt
 
 image: apt  ## Build the sandbox image offline (debootstrap + podman import), if missing
 	@if [ "$(MOLECULE_IMAGE)" = "$(IMAGE)" ]; then sandbox/build-image.sh; fi
+	@sandbox/sandbox.sh key >/dev/null
 
 demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; print the numbers
 	tools/demo.sh
 
-lint: venv  ## ansible-lint (production profile) and ruff
+lint: venv  ## ansible-lint (production profile), ruff, role docs and specs in sync
 	ansible-lint
 	ruff check examples tools molecule roles
+	python tools/role_docs.py --check
 
 molecule: setup
 	cd $(CURDIR) && molecule test --all

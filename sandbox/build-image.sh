@@ -25,6 +25,7 @@ PACKAGES=(
   python3 python3-venv python3-apt
   nginx supervisor
   curl hey sudo procps iproute2 ca-certificates acl
+  openssh-server
 )
 
 FORCE=0
@@ -41,9 +42,15 @@ if [[ $EUID -ne 0 ]]; then
   exit 1
 fi
 
+# The image records the hash of this script: a changed recipe means a rebuild.
+RECIPE="$(sha256sum "$0" | cut -c1-16)"
 if podman image exists "$IMAGE" && [[ $FORCE -eq 0 ]]; then
-  echo "image $IMAGE already exists (use --force to rebuild)"
-  exit 0
+  built_from="$(podman image inspect --format '{{ index .Labels "zerodowntime.recipe" }}' "$IMAGE" 2>/dev/null || true)"
+  if [[ "$built_from" == "$RECIPE" ]]; then
+    echo "image $IMAGE is up to date (recipe $RECIPE; --force rebuilds)"
+    exit 0
+  fi
+  echo "image $IMAGE was built from another recipe (${built_from:-unknown}): rebuilding"
 fi
 
 for tool in debootstrap podman chroot tar; do
@@ -123,7 +130,15 @@ in_chroot apt-get -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--for
 
 log "configuring systemd units"
 # Services that must come up at boot.
-in_chroot systemctl enable nginx.service supervisor.service
+in_chroot systemctl enable nginx.service supervisor.service ssh.service
+# Ansible reaches the sandbox over SSH on a loopback port, with a key that
+# sandbox.sh mounts as root's authorized_keys (sandbox-only: no passwords).
+install -d -m 0700 "$ROOTFS/root/.ssh"
+cat > "$ROOTFS/etc/ssh/sshd_config.d/sandbox.conf" <<'EOF_SSHD'
+PasswordAuthentication no
+PermitRootLogin prohibit-password
+UseDNS no
+EOF_SSHD
 # The image boots cleanly ("running", no failed units) without masking
 # getty/logind/udev, so only the apt timers are masked: they would try to
 # reach the (unreachable) mirror and could hold the dpkg lock mid-test.
@@ -155,6 +170,7 @@ tar --numeric-owner --xattrs --acls -C "$ROOTFS" -c . |
     --change 'ENV LANG=C.UTF-8' \
     --change 'STOPSIGNAL SIGRTMIN+3' \
     --change 'LABEL org.opencontainers.image.title=zerodowntime-sandbox' \
+    --change "LABEL zerodowntime.recipe=$RECIPE" \
     --message "debootstrap $SUITE sandbox image" \
     - "$IMAGE" >/dev/null
 

@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
 # Manage systemd-booted sandbox containers built by build-image.sh.
 #
-# Usage: sandbox/sandbox.sh start NAME   # run (or restart) container NAME, detached
+# Usage: sandbox/sandbox.sh key          # make the sandbox SSH key if missing (build/sandbox/)
+#        sandbox/sandbox.sh start NAME   # run (or restart) container NAME, detached
 #        sandbox/sandbox.sh stop NAME    # remove container NAME (podman rm -f)
 #        sandbox/sandbox.sh wait NAME    # wait (<=60s) for systemd + nginx + supervisor
 #
 # Env: SANDBOX_IMAGE (default localhost/zerodowntime-sandbox:debian12),
-#      SANDBOX_WAIT_TIMEOUT (default 60), CONTAINERS_CONF (default ./containers.conf)
+#      SANDBOX_WAIT_TIMEOUT (default 60), CONTAINERS_CONF (default ./containers.conf),
+#      SANDBOX_SSH_PORT (default 2222: sshd published on 127.0.0.1 only),
+#      SANDBOX_KEY (default build/sandbox/id_ed25519: root's key in the sandbox)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-${SCRIPT_DIR}/containers.conf}"
 IMAGE="${SANDBOX_IMAGE:-localhost/zerodowntime-sandbox:debian12}"
 TIMEOUT="${SANDBOX_WAIT_TIMEOUT:-60}"
+SSH_PORT="${SANDBOX_SSH_PORT:-2222}"
+KEY="${SANDBOX_KEY:-$(cd "$SCRIPT_DIR/.." && pwd)/build/sandbox/id_ed25519}"
 
-usage() { sed -n '2,9p' "$0" >&2; exit 2; }
+ensure_key() {
+  if [[ ! -f "$KEY" ]]; then
+    mkdir -p "$(dirname "$KEY")"
+    ssh-keygen -q -t ed25519 -N "" -C zerodowntime-sandbox -f "$KEY"
+  fi
+}
 
-[[ $# -eq 2 ]] || usage
-cmd="$1" name="$2"
+usage() { sed -n '2,13p' "$0" >&2; exit 2; }
+
+[[ $# -ge 1 ]] || usage
+cmd="$1" name="${2:-}"
+[[ "$cmd" == key || -n "$name" ]] || usage
 
 case "$cmd" in
+  key)
+    ensure_key
+    echo "$KEY"
+    ;;
   start)
     if podman container exists "$name"; then
       state="$(podman container inspect --format '{{.State.Running}}' "$name")"
@@ -30,8 +47,11 @@ case "$cmd" in
         echo "$name started (existing container)"
       fi
     else
+      ensure_key
       podman run -d \
         --name "$name" --hostname "$name" \
+        --publish "127.0.0.1:${SSH_PORT}:22" \
+        --volume "${KEY}.pub:/root/.ssh/authorized_keys:ro" \
         --systemd=always \
         --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
         "$IMAGE" /sbin/init >/dev/null
@@ -48,7 +68,7 @@ case "$cmd" in
     while (( SECONDS < deadline )); do
       state="$(podman exec "$name" systemctl is-system-running 2>/dev/null || true)"
       if [[ "$state" == running || "$state" == degraded ]] &&
-         podman exec "$name" systemctl is-active --quiet nginx supervisor 2>/dev/null; then
+         podman exec "$name" systemctl is-active --quiet nginx supervisor ssh 2>/dev/null; then
         echo "$name ready (system: $state)"
         exit 0
       fi
