@@ -15,7 +15,7 @@ export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
 export SANDBOX_KEY      ?= $(CURDIR)/build/sandbox/id_ed25519
 
-.PHONY: help setup apt venv image demo test lint molecule clean
+.PHONY: help setup apt venv image demo bench test lint molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ image: apt  ## Build the sandbox image offline (debootstrap + podman import), if
 
 demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; print the numbers
 	tools/demo.sh
+
+bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 0/10/30 s (~25 min)
+	python tools/bench.py
 
 lint: venv  ## ansible-lint (production profile), ruff, role docs and specs in sync
 	ansible-lint

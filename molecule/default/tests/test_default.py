@@ -85,6 +85,11 @@ def test_health_checks_have_their_own_nginx_log(host):
     assert host.file("/var/log/nginx/webxample-health.log").contains("GET /health")
 
 
+def test_v2_booted_slowly(host, current_release):
+    env = host.run(f"cat {APP_ROOT}/releases/{current_release}/.env").stdout
+    assert "WEBXAMPLE_BOOT_DELAY=10" in env
+
+
 def test_no_request_failed_during_the_v2_deploy(host):
     report = parse(host.file("/var/tmp/zdt-load/v2.txt").content_string)
     print(json.dumps(report))

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""`make bench`: deploy a new release of webxample under a constant load through
+nginx, with three strategies and three app boot delays, and write what users saw.
+
+For every (strategy, boot delay): a fresh sandbox container, the 1.0.0 release
+deployed with that strategy, 10 s of steady-state load, then the 2.0.0 deploy while
+hey sends 200 requests/s through nginx, until 2.0.0 answers. Every request ends up
+in hey's report (a status code or a connection error).
+
+Writes build/bench/report.json (strategy, boot_delay_s, requests, failed, p50_ms,
+p99_ms, max_ms, deploy_s), build/bench/steady.json, build/bench/phases.json (where
+the seconds of our deploy go) and prints them as markdown tables.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tools"))
+from heyreport import parse  # noqa: E402
+
+OUT = REPO / "build" / "bench"
+HOST = "zdt-sandbox"
+STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime").split()
+DELAYS = [int(d) for d in os.environ.get("BENCH_DELAYS", "0 10 30").split()]
+RATE, CONCURRENCY = 200, 10
+PHASES = {  # task-name prefix -> phase of our deploy
+    "build |": "build", "preflight |": "release", "layout |": "release", "release |": "release",
+    "manage |": "release", "install |": "start", "program |": "start", "health |": "health wait",
+    "switch |": "switch", "site |": "switch", "activate |": "switch", "verify |": "switch",
+    "drain |": "drain", "finish |": "cleanup", "programs |": "cleanup", "stop |": "cleanup",
+    "cleanup |": "cleanup", "lock |": "release", "unlock |": "cleanup", "record |": "cleanup",
+}
+PIP_TASKS = ("release | Create the virtualenv", "release | Install the app into the virtualenv")
+
+
+def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, text=True, **kwargs)
+
+
+def in_sandbox(command: str) -> str:
+    return sh("podman", "exec", HOST, "sh", "-c", command, capture_output=True).stdout
+
+
+def env_for(delay: int) -> dict:
+    import yaml
+    base = yaml.safe_load((REPO / "inventories/sandbox/group_vars/sandbox.yml").read_text())["webxample_env"]
+    return {**base, "WEBXAMPLE_BOOT_DELAY": str(delay)}
+
+
+def playbook(path: str, source: Path, delay: int, *extra: str, stdout_json: bool = False) -> tuple[float, str]:
+    cmd = ["ansible-playbook", "-l", "sandbox", str(REPO / path), "-e", f"deploy_source_path={source}",
+           "-e", json.dumps({"deploy_env": env_for(delay), "deploy_health_timeout": delay + 60}), *extra]
+    env = dict(os.environ)
+    if stdout_json:
+        env.update(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_CALLBACK_RESULT_FORMAT="json")
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
+    seconds = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
+    return seconds, proc.stdout
+
+
+def deploy(strategy: str, source: Path, delay: int, profile: bool = False) -> tuple[float, str]:
+    if strategy == "zerodowntime":
+        return playbook("playbooks/deploy.yml", source, delay, stdout_json=profile)
+    return playbook("tools/bench/classic.yml", source, delay, "-e", f"bench_strategy={strategy}")
+
+
+def hey_for(seconds: int, name: str) -> dict:
+    in_sandbox(f"hey -z {seconds}s -c {CONCURRENCY} -q {RATE // CONCURRENCY} http://localhost/ "
+               f"> /var/tmp/{name}.txt 2>&1")
+    return parse(in_sandbox(f"cat /var/tmp/{name}.txt"))
+
+
+def load(action: str) -> None:
+    sh("ansible-playbook", "-l", "sandbox", str(REPO / "tools/load.yml"), "-e", f"load_action={action}",
+       "-e", "load_name=bench", "-e", f"load_rate={RATE}", "-e", f"load_concurrency={CONCURRENCY}",
+       cwd=REPO, capture_output=True)
+
+
+def phases(json_stdout: str) -> dict:
+    data = json.loads(json_stdout[json_stdout.index("{"):])
+    totals: dict[str, float] = {}
+    for play in data["plays"]:
+        for task in play["tasks"]:
+            name = task["task"]["name"]
+            duration = task["task"]["duration"]
+            if not duration.get("end"):
+                continue
+            start = time.mktime(time.strptime(duration["start"][:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + duration["start"][20:26])
+            end = time.mktime(time.strptime(duration["end"][:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + duration["end"][20:26])
+            bare = name.split(" : ", 1)[-1]
+            phase = next((p for prefix, p in PHASES.items() if bare.startswith(prefix)), "other")
+            if bare.startswith(PIP_TASKS):
+                totals["pip install"] = totals.get("pip install", 0) + end - start
+            totals[phase] = totals.get(phase, 0) + end - start
+    return {k: round(v, 1) for k, v in sorted(totals.items())}
+
+
+def table(rows: list[dict], keys: list[str]) -> str:
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    stage = REPO / "build" / "bench"
+    for version in ("1.0.0", "2.0.0"):
+        if not (stage / f"webxample-{version}" / "pyproject.toml").exists():
+            sh(str(REPO / "examples/stage_release.sh"), version, str(stage / f"webxample-{version}"))
+    rows, steady, phase_rows = [], [], []
+    for delay in DELAYS:
+        for strategy in STRATEGIES:
+            print(f"== {strategy}, boot delay {delay} s", flush=True)
+            sh(str(REPO / "sandbox/sandbox.sh"), "stop", HOST, capture_output=True)
+            sh(str(REPO / "sandbox/sandbox.sh"), "start", HOST, capture_output=True)
+            sh(str(REPO / "sandbox/sandbox.sh"), "wait", HOST, capture_output=True)
+            deploy(strategy, stage / "webxample-1.0.0", delay)
+            before = hey_for(10, "steady")
+            steady.append({"strategy": strategy, "boot_delay_s": delay, "p50_ms": before["p50_ms"],
+                           "p99_ms": before["p99_ms"], "max_ms": before["max_ms"]})
+            load("start")
+            time.sleep(2)
+            seconds, output = deploy(strategy, stage / "webxample-2.0.0", delay, profile=True)
+            time.sleep(2)
+            load("stop")
+            report = parse(in_sandbox("cat /var/tmp/zdt-load/bench.txt"))
+            rows.append({"strategy": strategy, "boot_delay_s": delay, "requests": report["requests"],
+                         "failed": report["failed"], "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
+                         "max_ms": report["max_ms"], "deploy_s": round(seconds, 1)})
+            print(json.dumps(rows[-1]), flush=True)
+            if strategy == "zerodowntime":
+                split = phases(output)
+                overhead = seconds - split.get("pip install", 0) - split.get("health wait", 0)
+                phase_rows.append({"boot_delay_s": delay, "deploy_s": round(seconds, 1), **split,
+                                   "beyond pip + boot": round(overhead, 1)})
+    (OUT / "report.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (OUT / "steady.json").write_text(json.dumps(steady, indent=1) + "\n")
+    (OUT / "phases.json").write_text(json.dumps(phase_rows, indent=1) + "\n")
+    cores = os.cpu_count()
+    print(f"\n### Deploy under {RATE} requests/s, {time.strftime('%Y-%m-%d')}, {cores} cores\n")
+    print(table(rows, ["strategy", "boot_delay_s", "requests", "failed", "p50_ms", "p99_ms", "max_ms", "deploy_s"]))
+    print("\n### Steady state just before each deploy\n")
+    print(table(steady, ["strategy", "boot_delay_s", "p50_ms", "p99_ms", "max_ms"]))
+    if phase_rows:
+        keys = ["boot_delay_s", "deploy_s"] + sorted({k for r in phase_rows for k in r} - {"boot_delay_s", "deploy_s"})
+        print("\n### Where the seconds of the zerodowntime deploy go\n")
+        print(table([{k: r.get(k, 0) for k in keys} for r in phase_rows], keys))
+
+
+if __name__ == "__main__":
+    main()
