@@ -87,13 +87,18 @@ def state(host) -> dict:
     }
 
 
+# The core test and the benchmark load at 200 requests/s; this matrix runs ~20
+# deploys, so it loads at 100/s to keep `make test` within its budget on 2 cores.
+RATE = int(os.environ.get("ZDT_FAILURES_RATE", "100"))
+
+
 @contextmanager
 def load(host, name: str):
-    """200 requests/s through nginx for the duration of the block; yields the report."""
+    """RATE requests/s through nginx for the duration of the block; yields the report."""
     unit = f"zdt-load-{name}"
     host.run(f"mkdir -p /var/tmp/zdt-load; systemctl reset-failed {unit}")
     host.run_expect([0], f"systemd-run --unit={unit} --property=StandardOutput=file:/var/tmp/zdt-load/{name}.txt "
-                    "hey -z 900s -c 10 -q 20 http://localhost/")
+                    f"hey -z 900s -c 10 -q {RATE // 10} http://localhost/")
     report: dict = {}
     started = time.monotonic()
     try:
@@ -164,7 +169,7 @@ def test_unhealthy_release_never_takes_traffic(host, case):
     failed_release = release_of(result.stdout)
     assert failed_release and failed_release != before["serving"], result.stdout[-3000:]
     message = squash(result.stdout)
-    assert f'failed at "{step}"' in message, result.stdout[-3000:]
+    assert f'failed at "{step}' in message, result.stdout[-3000:]
     assert reason in message, result.stdout[-3000:]
     assert f"Release {before['serving']} kept serving" in squash(result.stdout)
     assert_untouched(before, state(host), report)
@@ -268,8 +273,8 @@ def test_second_concurrent_deploy_fails_fast_naming_the_holder(host):
 
 KILL_POINTS = [
     "release | Install the app into the virtualenv",          # creating the release
-    "health | Wait for the release to answer its health check",  # new program started
     "site | Point the site's upstream at the release's socket",  # at the switch
+    "finish | Stop and remove every other release's program",  # two programs running
 ]
 
 
