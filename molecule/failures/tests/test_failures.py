@@ -127,9 +127,11 @@ def load(host, name: str):
         print(f"{name}: {json.dumps(report)}")
 
 
-def squash(text: str) -> str:
-    """Ansible folds long messages over lines: compare with whitespace squashed."""
-    return re.sub(r"\s+", " ", text)
+def squash(result: subprocess.CompletedProcess | str) -> str:
+    """What ansible-playbook said, on stdout and stderr, as one line: Ansible folds long
+    messages and escapes quotes in them, so compare with both undone."""
+    text = result if isinstance(result, str) else result.stdout + "\n" + result.stderr
+    return re.sub(r"\s+", " ", text.replace('\\"', '"'))
 
 
 def release_of(output: str) -> str:
@@ -178,12 +180,12 @@ def test_unhealthy_release_never_takes_traffic(host, case):
         result = run("deploy.yml", *FAST, *extra, source=stage("2.0.0"), env=env)
     report["deploy_seconds"] = round(time.monotonic() - started, 1)
     assert result.returncode != 0
-    failed_release = release_of(result.stdout)
+    failed_release = release_of(squash(result))
     assert failed_release and failed_release != before["serving"], result.stdout[-3000:]
-    message = squash(result.stdout)
+    message = squash(result)
     assert f'failed at "{step}' in message, result.stdout[-3000:]
     assert reason in message, result.stdout[-3000:]
-    assert f"Release {before['serving']} kept serving" in squash(result.stdout)
+    assert f"Release {before['serving']} kept serving" in squash(result)
     assert_untouched(before, state(host), report)
     assert not host.file(f"{APP_ROOT}/releases/{failed_release}").exists
     assert not host.file(f"/etc/supervisor/conf.d/webxample-{failed_release}.conf").exists
@@ -196,8 +198,8 @@ def test_failed_migration_stops_before_the_switch(host):
     with load(host, "failed-migration") as report:
         result = run("deploy.yml", *FAST, source=stage("2.0.0", broken_migration=True))
     assert result.returncode != 0
-    assert 'failed at "manage | Apply database migrations' in squash(result.stdout), result.stdout[-3000:]
-    assert "this migration is broken on purpose" in squash(result.stdout)
+    assert 'failed at "manage | Apply database migrations' in squash(result), result.stdout[-3000:]
+    assert "this migration is broken on purpose" in squash(result)
     assert_untouched(before, state(host), report)
 
 
@@ -210,8 +212,8 @@ def test_invalid_nginx_config_is_never_loaded(host):
                                                             "deploy_release_config": {"case": "invalid-nginx"}}),
                      source=stage("2.0.0"))
     assert result.returncode != 0
-    assert "unknown directive" in squash(result.stdout) and "not_a_directive" in squash(result.stdout), result.stdout[-3000:]
-    assert f"Rolled back: release {before['serving']} serves again" in squash(result.stdout)
+    assert "unknown directive" in squash(result) and "not_a_directive" in squash(result), result.stdout[-3000:]
+    assert f"Rolled back: release {before['serving']} serves again" in squash(result)
     assert_untouched(before, state(host), report)
 
 
@@ -222,9 +224,9 @@ def test_release_failing_through_nginx_is_rolled_back(host):
     with load(host, "rollback-after-switch") as report:
         result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": "proxied"})
     assert result.returncode != 0
-    assert 'failed at "verify | Check through nginx that the release serves its pages"' in squash(result.stdout), \
+    assert 'failed at "verify | Check through nginx that the release serves its pages"' in squash(result), \
         result.stdout[-3000:]
-    assert f"Rolled back: release {before['serving']} serves again" in squash(result.stdout)
+    assert f"Rolled back: release {before['serving']} serves again" in squash(result)
     assert_untouched(before, state(host), report)
 
 
@@ -254,7 +256,7 @@ def test_bad_input_is_refused_before_anything_changes(host, case):
     before, snapshot = state(host), host_snapshot(host)
     result = run("deploy.yml", *extra, source=stage("2.0.0"))
     assert result.returncode != 0
-    assert expected in squash(result.stdout), result.stdout[-3000:]
+    assert expected in squash(result), result.stdout[-3000:]
     assert (state(host), host_snapshot(host)) == (before, snapshot)
 
 
@@ -274,7 +276,7 @@ def test_second_concurrent_deploy_fails_fast_naming_the_holder(host):
         second_seconds = time.monotonic() - started
         first_out, _ = first.communicate(timeout=600)
     assert second.returncode != 0
-    holder = re.search(r"is held by (\{.*?\})", squash(second.stdout))
+    holder = re.search(r"is held by (\{.*?\})", squash(second))
     assert holder, second.stdout[-3000:]
     owner = json.loads(holder.group(1))
     assert set(owner) >= {"user", "controller", "release", "started_at"}
@@ -314,7 +316,7 @@ def test_sigkill_in_any_phase_keeps_serving_and_the_next_deploy_recovers(host, p
         assert state(host)["lock"], "the killed deploy held the lock"
         if index == 0:  # a stale lock is never broken silently
             refused = run("deploy.yml", source=stage("2.0.0"), env=env)
-            assert refused.returncode != 0 and "deploy_break_lock=true" in squash(refused.stdout)
+            assert refused.returncode != 0 and "deploy_break_lock=true" in squash(refused)
         recovered = run("deploy.yml", "-e", "deploy_break_lock=true", "-vvv", source=stage("2.0.0"), env=env)
     assert recovered.returncode == 0, recovered.stdout[-3000:]
     assert SECRET not in recovered.stdout + recovered.stderr, "a secret leaked into -vvv output"
@@ -347,7 +349,7 @@ def test_rollback_to_a_missing_release_is_refused(host):
     before = state(host)
     result = run("rollback.yml", "-e", "deploy_rollback_to=0.0.1-deadbeef")
     assert result.returncode != 0
-    assert "0.0.1-deadbeef" in squash(result.stdout) and "no complete release" in squash(result.stdout), result.stdout[-3000:]
+    assert "0.0.1-deadbeef" in squash(result) and "no complete release" in squash(result), result.stdout[-3000:]
     assert state(host) == before
 
 
@@ -356,7 +358,7 @@ def test_rollback_to_a_bad_name_is_refused(host, target):
     before = state(host)
     result = run("rollback.yml", "-e", json.dumps({"deploy_rollback_to": target}) if target else "deploy_rollback_to=")
     assert result.returncode != 0
-    assert "refusing to roll back" in squash(result.stdout), result.stdout[-3000:]
+    assert "refusing to roll back" in squash(result), result.stdout[-3000:]
     assert state(host) == before
 
 
