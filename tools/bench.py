@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,8 +95,8 @@ def phases(json_stdout: str) -> dict:
             duration = task["task"]["duration"]
             if not duration.get("end"):
                 continue
-            start = time.mktime(time.strptime(duration["start"][:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + duration["start"][20:26])
-            end = time.mktime(time.strptime(duration["end"][:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + duration["end"][20:26])
+            start = datetime.fromisoformat(duration["start"].rstrip("Z")).timestamp()
+            end = datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
             bare = name.split(" : ", 1)[-1]
             phase = next((p for prefix, p in PHASES.items() if bare.startswith(prefix)), "other")
             if bare.startswith(PIP_TASKS):
