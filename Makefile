@@ -13,7 +13,7 @@ export CONTAINERS_CONF  ?= $(CURDIR)/sandbox/containers.conf
 export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
 export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
-export SANDBOX_KEY      ?= $(CURDIR)/build/sandbox/id_ed25519
+export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
 .PHONY: help setup apt venv image demo bench test lint molecule clean
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Manage systemd-booted sandbox containers built by build-image.sh.
 #
-# Usage: sandbox/sandbox.sh key          # make the sandbox SSH key if missing (build/sandbox/)
+# Usage: sandbox/sandbox.sh key          # make the sandbox SSH key if missing
 #        sandbox/sandbox.sh start NAME   # run (or restart) container NAME, detached
 #        sandbox/sandbox.sh stop NAME    # remove container NAME (podman rm -f)
 #        sandbox/sandbox.sh wait NAME    # wait (<=60s) for systemd + nginx + supervisor
@@ -9,7 +9,7 @@
 # Env: SANDBOX_IMAGE (default localhost/zerodowntime-sandbox:debian12),
 #      SANDBOX_WAIT_TIMEOUT (default 60), CONTAINERS_CONF (default ./containers.conf),
 #      SANDBOX_SSH_PORT (default 2222: sshd published on 127.0.0.1 only),
-#      SANDBOX_KEY (default build/sandbox/id_ed25519: root's key in the sandbox)
+#      SANDBOX_KEY (default ~/.ssh/zerodowntime-sandbox_ed25519: root's key in the sandbox)
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,7 +17,7 @@ export CONTAINERS_CONF="${CONTAINERS_CONF:-${SCRIPT_DIR}/containers.conf}"
 IMAGE="${SANDBOX_IMAGE:-localhost/zerodowntime-sandbox:debian12}"
 TIMEOUT="${SANDBOX_WAIT_TIMEOUT:-60}"
 SSH_PORT="${SANDBOX_SSH_PORT:-2222}"
-KEY="${SANDBOX_KEY:-$(cd "$SCRIPT_DIR/.." && pwd)/build/sandbox/id_ed25519}"
+KEY="${SANDBOX_KEY:-$HOME/.ssh/zerodowntime-sandbox_ed25519}"
 
 ensure_key() {
   if [[ ! -f "$KEY" ]]; then
