@@ -104,18 +104,23 @@ class HealthCheckMiddleware:
 
 
 class FaultInjectionMiddleware:
-    """Test-only: WEBXAMPLE_FAULT=proxied fails every request that came through a proxy."""
+    """Test-only: WEBXAMPLE_FAULT=proxied|public fails requests that came through a proxy."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if (
-            getattr(settings, "WEBXAMPLE_FAULT", "") == "proxied"
-            and "HTTP_X_FORWARDED_FOR" in request.META
-        ):
+        fault = getattr(settings, "WEBXAMPLE_FAULT", "")
+        proxied = "HTTP_X_FORWARDED_FOR" in request.META
+        preview = "HTTP_X_ZERODOWNTIME_PREVIEW" in request.META
+        if fault == "proxied" and proxied:
             return HttpResponseServerError(
                 "WEBXAMPLE_FAULT=proxied: simulated failure behind the proxy\n",
+                content_type="text/plain",
+            )
+        if fault == "public" and proxied and not preview:
+            return HttpResponseServerError(
+                "WEBXAMPLE_FAULT=public: simulated failure on the public site only\n",
                 content_type="text/plain",
             )
         return self.get_response(request)

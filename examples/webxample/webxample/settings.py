@@ -46,7 +46,7 @@ def env_float(name: str, default: float = 0.0) -> float:
 
 
 # --- Fault injection (test-only knobs, see README) --------------------------------
-FAULTS = {"", "health", "import", "proxied"}
+FAULTS = {"", "health", "import", "proxied", "public"}
 WEBXAMPLE_FAULT = os.environ.get("WEBXAMPLE_FAULT", "").strip().lower()
 if WEBXAMPLE_FAULT not in FAULTS:
     raise ImproperlyConfigured(

@@ -84,6 +84,7 @@ def out(cmd):
 print(json.dumps({
     "current": os.readlink("current") if os.path.islink("current") else "",
     "site": out("sha256sum /etc/nginx/conf.d/webxample.conf").split()[0],
+    "preview": os.path.exists("/etc/nginx/conf.d/webxample-preview.conf"),
     "serving": out("curl -s -o /dev/null -D - http://localhost/ | sed -n 's/^X-Release: //p'").strip(),
     "programs": sorted(l.split()[0] for l in status if l.startswith("webxample-")),
     "running": sorted(l.split()[0] for l in status if " RUNNING " in l),
@@ -205,28 +206,53 @@ def test_failed_migration_stops_before_the_switch(host):
 
 # --- 3. an invalid nginx config -------------------------------------------------------
 
+def nginx_workers(host) -> str:
+    """The pids of nginx's workers: a reload replaces them all."""
+    return host.run("pgrep -f '^nginx: worker process' | sort").stdout
+
+
 def test_invalid_nginx_config_is_never_loaded(host):
-    before = state(host)
+    before, workers = state(host), nginx_workers(host)
     with load(host, "invalid-nginx") as report:
         result = run("deploy.yml", *FAST, "-e", json.dumps({"nginx_upstream_extra_config": "not_a_directive on;",
                                                             "deploy_release_config": {"case": "invalid-nginx"}}),
                      source=stage("2.0.0"))
     assert result.returncode != 0
-    assert "unknown directive" in squash(result) and "not_a_directive" in squash(result), result.stdout[-3000:]
-    assert f"Rolled back: release {before['serving']} serves again" in squash(result)
+    message = squash(result)
+    assert 'failed at "preview | Serve the release on the loopback preview port' in message, result.stdout[-3000:]
+    assert "unknown directive" in message and "not_a_directive" in message, result.stdout[-3000:]
+    assert f"Release {before['serving']} kept serving; nothing was switched" in message
+    assert nginx_workers(host) == workers, "nginx was reloaded"
     assert_untouched(before, state(host), report)
 
 
-# --- 2. healthy on its socket, broken through nginx: automatic rollback ----------------
+# --- 2. healthy on its socket, broken through nginx -------------------------------------
 
-def test_release_failing_through_nginx_is_rolled_back(host):
+VERIFY_STEP = "verify | Check through nginx that the release serves its pages"
+
+
+def test_release_failing_through_nginx_never_takes_traffic(host):
+    """Caught on the loopback preview server, before the public switch."""
     before = state(host)
-    with load(host, "rollback-after-switch") as report:
+    with load(host, "proxied-before-switch") as report:
         result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": "proxied"})
     assert result.returncode != 0
-    assert 'failed at "verify | Check through nginx that the release serves its pages"' in squash(result), \
-        result.stdout[-3000:]
-    assert f"Rolled back: release {before['serving']} serves again" in squash(result)
+    message = squash(result)
+    assert f'failed at "{VERIFY_STEP}' in message and ":8099/" in message, result.stdout[-3000:]
+    assert f"Release {before['serving']} kept serving; nothing was switched" in message
+    assert_untouched(before, state(host), report)
+
+
+def test_release_failing_only_on_the_public_site_is_rolled_back(host):
+    """Passes the preview, fails once public: the previous release, nginx's backup
+    until the new one is verified, answers the failed requests; then the rollback."""
+    before = state(host)
+    with load(host, "public-after-switch") as report:
+        result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": "public"})
+    assert result.returncode != 0
+    message = squash(result)
+    assert f'failed at "{VERIFY_STEP}' in message and ":80/" in message, result.stdout[-3000:]
+    assert f"Rolled back: release {before['serving']} serves again" in message
     assert_untouched(before, state(host), report)
 
 
