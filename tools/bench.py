@@ -33,7 +33,8 @@ RATE, CONCURRENCY = 200, 10
 PHASES = {  # task-name prefix -> phase of our deploy
     "build |": "build", "preflight |": "release", "layout |": "release", "release |": "release",
     "manage |": "release", "install |": "start", "program |": "start", "health |": "health wait",
-    "switch |": "switch", "site |": "switch", "activate |": "switch", "verify |": "switch",
+    "preview |": "preview", "switch |": "switch", "site |": "switch", "activate |": "switch",
+    "verify |": "switch",
     "drain |": "drain", "finish |": "cleanup", "programs |": "cleanup", "stop |": "cleanup",
     "cleanup |": "cleanup", "lock |": "release", "unlock |": "cleanup", "record |": "cleanup",
 }
@@ -89,6 +90,7 @@ def load(action: str) -> None:
 def phases(json_stdout: str) -> dict:
     data = json.loads(json_stdout[json_stdout.index("{"):])
     totals: dict[str, float] = {}
+    last = ""
     for play in data["plays"]:
         for task in play["tasks"]:
             name = task["task"]["name"]
@@ -99,6 +101,9 @@ def phases(json_stdout: str) -> dict:
             end = datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
             bare = name.split(" : ", 1)[-1]
             phase = next((p for prefix, p in PHASES.items() if bare.startswith(prefix)), "other")
+            if bare.startswith("verify |") and last == "preview":
+                phase = "preview"  # the preview's own check through nginx
+            last = phase
             if bare.startswith(PIP_TASKS):
                 totals["pip install"] = totals.get("pip install", 0) + end - start
             totals[phase] = totals.get(phase, 0) + end - start

@@ -44,15 +44,31 @@ def test_nginx_answers_with_the_v2_release_id(host, current_release):
     assert health["version"] == "2.0.0"
 
 
-def test_exactly_one_release_program_runs_and_it_is_v2(host, current_release):
+@pytest.fixture(scope="module")
+def previous_release(host) -> str:
+    return host.file(f"{APP_ROOT}/previous").linked_to.rsplit("/", 1)[-1]
+
+
+def test_v2_serves_and_v1_stands_by_for_an_instant_rollback(host, current_release, previous_release):
     status = host.run("supervisorctl status").stdout.strip().splitlines()
-    programs = [line.split() for line in status if line.startswith("webxample-")]
-    assert programs == [[f"webxample-{current_release}", "RUNNING", *programs[0][2:]]]
+    programs = sorted(line.split()[:2] for line in status if line.startswith("webxample-"))
+    assert programs == sorted([[f"webxample-{current_release}", "RUNNING"],
+                               [f"webxample-{previous_release}", "RUNNING"]])
+    # deploy_standby_seconds (600 s) after the deploy, a timer stops v1.
+    timer = f"zdt-standby-webxample-{previous_release}.timer"
+    assert host.run(f"systemctl is-active {timer}").stdout.strip() == "active"
 
 
-def test_the_v1_socket_is_gone(host, current_release):
-    sockets = host.check_output(f"ls {APP_ROOT}/run").split()
-    assert sockets == [f"{current_release}.sock"]
+def test_nginx_no_longer_falls_back_to_v1(host, current_release, previous_release):
+    site = host.file("/etc/nginx/conf.d/webxample.conf").content_string
+    assert f"/run/{current_release}.sock" in site
+    assert f"/run/{previous_release}.sock" not in site and " backup;" not in site
+    assert not host.file("/etc/nginx/conf.d/webxample-preview.conf").exists
+
+
+def test_only_the_serving_and_standby_sockets_exist(host, current_release, previous_release):
+    sockets = sorted(host.check_output(f"ls {APP_ROOT}/run").split())
+    assert sockets == sorted([f"{current_release}.sock", f"{previous_release}.sock"])
 
 
 def test_the_env_file_is_0600_and_owned_by_the_app_user(host, current_release):

@@ -317,6 +317,7 @@ def test_second_concurrent_deploy_fails_fast_naming_the_holder(host):
 
 KILL_POINTS = [
     "release | Install the app into the virtualenv",          # creating the release
+    "preview | Check the release through nginx on the preview port",  # preview server up
     "site | Point the site's upstream at the release's socket",  # at the switch
     "finish | Stop and remove every other release's program",  # two programs running
 ]
@@ -371,6 +372,39 @@ def test_rollback_returns_to_the_previous_release_under_load(host):
     assert report["failed"] == 0, report
 
 
+def program_pid(host, release: str) -> str:
+    return host.run(f"supervisorctl pid webxample-{release}").stdout.strip()
+
+
+def test_instant_rollback_is_only_an_nginx_switch(host):
+    """With a standby window the previous release's program keeps running after a
+    deploy: a rollback inside the window starts nothing; the window's end stops it."""
+    env = {**BASE_ENV, "WEBXAMPLE_KILL_CASE": "standby"}
+    deployed = run("deploy.yml", "-e", "deploy_standby_seconds=600", source=stage("2.0.0"), env=env)
+    assert deployed.returncode == 0, deployed.stdout[-3000:]
+    before = state(host)
+    previous = host.run(f"readlink {APP_ROOT}/previous").stdout.strip().split("/")[-1]
+    assert before["running"] == sorted([f"webxample-{before['serving']}", f"webxample-{previous}"])
+    assert host.run(f"systemctl is-active zdt-standby-webxample-{previous}.timer").stdout.strip() == "active"
+    pid = program_pid(host, previous)
+    started = time.monotonic()
+    with load(host, "instant-rollback") as report:
+        result = run("rollback.yml", "-e", "deploy_standby_seconds=5")
+    report["rollback_seconds"] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, result.stdout[-3000:]
+    after = state(host)
+    assert after["serving"] == previous and program_pid(host, previous) == pid, "the standby was restarted"
+    assert host.run(f"systemctl is-active zdt-standby-webxample-{previous}.timer").stdout.strip() != "active"
+    assert report["failed"] == 0, report
+    # The release rolled back from stands by for 5 s; then its timer stops it.
+    deadline = time.monotonic() + 60
+    while state(host)["running"] != [f"webxample-{previous}"] and time.monotonic() < deadline:
+        time.sleep(2)
+    final = state(host)
+    assert final["running"] == final["programs"] == [f"webxample-{previous}"]
+    assert not final["lock"] and final["serving"] == previous
+
+
 def test_rollback_to_a_missing_release_is_refused(host):
     before = state(host)
     result = run("rollback.yml", "-e", "deploy_rollback_to=0.0.1-deadbeef")
@@ -406,7 +440,7 @@ def test_the_app_runs_unprivileged_and_its_files_are_private(host):
     current = host.run(f"readlink {APP_ROOT}/current").stdout.strip()
     env_file = host.file(f"{APP_ROOT}/{current}/.env")
     assert env_file.mode == 0o600 and env_file.user == "webxample"
-    users = set(host.run("ps -eo user=,args= | awk '/bin\\/gunicorn/ {print $1}'").stdout.split())
+    users = set(host.run("ps -eo user:32=,args= | awk '/bin\\/gunicorn/ {print $1}'").stdout.split())
     assert users == {"webxample"}
     assert host.file("/var/run/supervisor.sock").mode & 0o002 == 0
     assert host.file(f"{APP_ROOT}/run").mode == 0o750
