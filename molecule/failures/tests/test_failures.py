@@ -397,10 +397,10 @@ def test_instant_rollback_is_only_an_nginx_switch(host):
     assert host.run(f"systemctl is-active zdt-standby-webxample-{previous}.timer").stdout.strip() != "active"
     assert report["failed"] == 0, report
     # The release rolled back from stands by for 5 s; then its timer stops it.
-    deadline = time.monotonic() + 60
-    while state(host)["running"] != [f"webxample-{previous}"] and time.monotonic() < deadline:
+    deadline, final = time.monotonic() + 60, state(host)
+    while (final["running"], final["programs"]) != ([f"webxample-{previous}"],) * 2 and time.monotonic() < deadline:
         time.sleep(2)
-    final = state(host)
+        final = state(host)
     assert final["running"] == final["programs"] == [f"webxample-{previous}"]
     assert not final["lock"] and final["serving"] == previous
 
