@@ -95,6 +95,10 @@ PY
 """
 
 
+def previous_release(host) -> str:
+    return host.run(f"readlink {APP_ROOT}/previous").stdout.strip().split("/")[-1]
+
+
 def state(host) -> dict:
     """What users and operators see; a failed deploy must leave all of it as it was."""
     return json.loads(host.check_output(STATE_SCRIPT % {"root": APP_ROOT}))
@@ -231,28 +235,26 @@ def test_invalid_nginx_config_is_never_loaded(host):
 VERIFY_STEP = "verify | Check through nginx that the release serves its pages"
 
 
-def test_release_failing_through_nginx_never_takes_traffic(host):
-    """Caught on the loopback preview server, before the public switch."""
-    before = state(host)
-    with load(host, "proxied-before-switch") as report:
-        result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": "proxied"})
-    assert result.returncode != 0
-    message = squash(result)
-    assert f'failed at "{VERIFY_STEP}' in message and ":8099/" in message, result.stdout[-3000:]
-    assert f"Release {before['serving']} kept serving; nothing was switched" in message
-    assert_untouched(before, state(host), report)
+# case: (fault, name of the load, port the failed check asked, how the deploy ends)
+# `proxied` is caught on the loopback preview server, before the public switch.
+# `public` passes the preview and fails once public: the previous release, nginx's
+# backup until the new one is verified, answers the failed requests; then the rollback.
+THROUGH_NGINX = {
+    "proxied": ("proxied-before-switch", ":8099/", "Release {serving} kept serving; nothing was switched"),
+    "public": ("public-after-switch", ":80/", "Rolled back: release {serving} serves again"),
+}
 
 
-def test_release_failing_only_on_the_public_site_is_rolled_back(host):
-    """Passes the preview, fails once public: the previous release, nginx's backup
-    until the new one is verified, answers the failed requests; then the rollback."""
+@pytest.mark.parametrize("fault", list(THROUGH_NGINX))
+def test_release_failing_through_nginx_never_fails_a_request(host, fault):
+    name, port, outcome = THROUGH_NGINX[fault]
     before = state(host)
-    with load(host, "public-after-switch") as report:
-        result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": "public"})
+    with load(host, name) as report:
+        result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": fault})
     assert result.returncode != 0
     message = squash(result)
-    assert f'failed at "{VERIFY_STEP}' in message and ":80/" in message, result.stdout[-3000:]
-    assert f"Rolled back: release {before['serving']} serves again" in message
+    assert f'failed at "{VERIFY_STEP}' in message and port in message, result.stdout[-3000:]
+    assert outcome.format(serving=before["serving"]) in message
     assert_untouched(before, state(host), report)
 
 
@@ -359,7 +361,7 @@ def test_sigkill_in_any_phase_keeps_serving_and_the_next_deploy_recovers(host, p
 
 def test_rollback_returns_to_the_previous_release_under_load(host):
     before = state(host)
-    previous = host.run(f"readlink {APP_ROOT}/previous").stdout.strip().split("/")[-1]
+    previous = previous_release(host)
     assert previous and previous != before["serving"]
     started = time.monotonic()
     with load(host, "rollback") as report:
@@ -383,7 +385,7 @@ def test_instant_rollback_is_only_an_nginx_switch(host):
     deployed = run("deploy.yml", "-e", "deploy_standby_seconds=600", source=stage("2.0.0"), env=env)
     assert deployed.returncode == 0, deployed.stdout[-3000:]
     before = state(host)
-    previous = host.run(f"readlink {APP_ROOT}/previous").stdout.strip().split("/")[-1]
+    previous = previous_release(host)
     assert before["running"] == sorted([f"webxample-{before['serving']}", f"webxample-{previous}"])
     assert host.run(f"systemctl is-active zdt-standby-webxample-{previous}.timer").stdout.strip() == "active"
     pid = program_pid(host, previous)
