@@ -31,14 +31,13 @@ STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime").spli
 DELAYS = [int(d) for d in os.environ.get("BENCH_DELAYS", "0 10 30").split()]
 RATE, CONCURRENCY = 200, 10
 PHASES = {  # task-name prefix -> phase of our deploy
-    "build |": "build", "preflight |": "release", "layout |": "release", "release |": "release",
-    "manage |": "release", "install |": "start", "program |": "start", "health |": "health wait",
+    "build |": "build", "preflight |": "release", "lock |": "release", "layout |": "release",
+    "release |": "release", "install |": "start", "program |": "start",
     "preview |": "preview", "switch |": "switch", "site |": "switch", "activate |": "switch",
-    "verify |": "switch",
-    "drain |": "drain", "finish |": "cleanup", "programs |": "cleanup", "stop |": "cleanup",
-    "cleanup |": "cleanup", "lock |": "release", "unlock |": "cleanup", "record |": "cleanup",
+    "finish |": "drain", "retire |": "stop old", "cleanup |": "cleanup", "unlock |": "cleanup",
 }
-PIP_TASKS = ("release | Create the virtualenv", "release | Install the app into the virtualenv")
+CREATE_TASK = "release | Create the release (unpack"  # its result has the seconds of venv and pip
+START_TASK = "program | Run the release's program"  # its result has the seconds until healthy
 
 
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
@@ -90,7 +89,7 @@ def load(action: str) -> None:
 def phases(json_stdout: str) -> dict:
     data = json.loads(json_stdout[json_stdout.index("{"):])
     totals: dict[str, float] = {}
-    last = ""
+    finishing = False
     for play in data["plays"]:
         for task in play["tasks"]:
             name = task["task"]["name"]
@@ -100,13 +99,18 @@ def phases(json_stdout: str) -> dict:
             start = datetime.fromisoformat(duration["start"].rstrip("Z")).timestamp()
             end = datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
             bare = name.split(" : ", 1)[-1]
+            finishing = finishing or bare.startswith("finish |")
             phase = next((p for prefix, p in PHASES.items() if bare.startswith(prefix)), "other")
-            if bare.startswith("verify |") and last == "preview":
-                phase = "preview"  # the preview's own check through nginx
-            last = phase
-            if bare.startswith(PIP_TASKS):
-                totals["pip install"] = totals.get("pip install", 0) + end - start
-            totals[phase] = totals.get(phase, 0) + end - start
+            if finishing and bare.startswith("site |"):
+                phase = "drain"  # the finish's reload without the backup, then the drain
+            timings = task["hosts"].get(HOST, {}).get("timings") or {}
+            seconds = end - start
+            if bare.startswith(CREATE_TASK):
+                totals["pip install"] = totals.get("pip install", 0) + timings.get("venv", 0) + timings.get("pip", 0)
+            if bare.startswith(START_TASK):  # the program starts, then the release boots until healthy
+                totals["health wait"] = totals.get("health wait", 0) + timings.get("health", 0)
+                seconds -= timings.get("health", 0)
+            totals[phase] = totals.get(phase, 0) + seconds
     return {k: round(v, 1) for k, v in sorted(totals.items())}
 
 

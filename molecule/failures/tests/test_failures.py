@@ -161,14 +161,15 @@ def test_baseline_serves_v1(host):
 
 # --- 1. the new release is unhealthy -----------------------------------------------
 
-HEALTH_STEP = "health | Wait for the release to answer its health check through its own socket"
+HEALTH_STEP = "program | Run the release's program on its own socket; wait for its health check there"
+MANAGE_STEP = "release | Run the management commands and write the manifest"
 # case: (env, extra args, step that must fail, text the reason must contain)
 UNHEALTHY = {
-    "health_500": ({**BASE_ENV, "WEBXAMPLE_FAULT": "health"}, [], HEALTH_STEP, "Status code was 500"),
-    "crash_at_import": ({**BASE_ENV, "WEBXAMPLE_FAULT": "import"}, [], HEALTH_STEP, "Status code was -1"),
+    "health_500": ({**BASE_ENV, "WEBXAMPLE_FAULT": "health"}, [], HEALTH_STEP, "answered 500"),
+    "crash_at_import": ({**BASE_ENV, "WEBXAMPLE_FAULT": "import"}, [], HEALTH_STEP, "gave no answer"),
     # Settings fail fast: the first management command already stops the deploy.
     "missing_env_var": ({k: v for k, v in BASE_ENV.items() if k != "WEBXAMPLE_SECRET_KEY"}, [],
-                        "manage | Apply database migrations", "WEBXAMPLE_SECRET_KEY"),
+                        MANAGE_STEP, "WEBXAMPLE_SECRET_KEY"),
     # A program that runs but never binds its socket.
     "never_binds": (BASE_ENV, ["-e", json.dumps({"gunicorn_supervisor_command": "/bin/sh -c 'exec sleep 3600' zdt",
                                                  "deploy_release_config": {"case": "never-binds"}})],
@@ -203,7 +204,7 @@ def test_failed_migration_stops_before_the_switch(host):
     with load(host, "failed-migration") as report:
         result = run("deploy.yml", *FAST, source=stage("2.0.0", broken_migration=True))
     assert result.returncode != 0
-    assert 'failed at "manage | Apply database migrations' in squash(result), result.stdout[-3000:]
+    assert f'failed at "{MANAGE_STEP}' in squash(result) and "`migrate" in squash(result), result.stdout[-3000:]
     assert "this migration is broken on purpose" in squash(result)
     assert_untouched(before, state(host), report)
 
@@ -232,28 +233,27 @@ def test_invalid_nginx_config_is_never_loaded(host):
 
 # --- 2. healthy on its socket, broken through nginx -------------------------------------
 
-VERIFY_STEP = "verify | Check through nginx that the release serves its pages"
-
-
-# case: (fault, name of the load, port the failed check asked, how the deploy ends)
+# case: (name of the load, step that fails, port the failed check asked, how the deploy ends)
 # `proxied` is caught on the loopback preview server, before the public switch.
 # `public` passes the preview and fails once public: the previous release, nginx's
 # backup until the new one is verified, answers the failed requests; then the rollback.
 THROUGH_NGINX = {
-    "proxied": ("proxied-before-switch", ":8099/", "Release {serving} kept serving; nothing was switched"),
-    "public": ("public-after-switch", ":80/", "Rolled back: release {serving} serves again"),
+    "proxied": ("proxied-before-switch", "preview | Serve the release on the loopback preview port", ":8099/",
+                "Release {serving} kept serving; nothing was switched"),
+    "public": ("public-after-switch", "site | Point the site's upstream at the release's socket", ":80/",
+               "Rolled back: release {serving} serves again"),
 }
 
 
 @pytest.mark.parametrize("fault", list(THROUGH_NGINX))
 def test_release_failing_through_nginx_never_fails_a_request(host, fault):
-    name, port, outcome = THROUGH_NGINX[fault]
+    name, step, port, outcome = THROUGH_NGINX[fault]
     before = state(host)
     with load(host, name) as report:
         result = run("deploy.yml", *FAST, source=stage("2.0.0"), env={**BASE_ENV, "WEBXAMPLE_FAULT": fault})
     assert result.returncode != 0
     message = squash(result)
-    assert f'failed at "{VERIFY_STEP}' in message and port in message, result.stdout[-3000:]
+    assert f'failed at "{step}' in message and port in message, result.stdout[-3000:]
     assert outcome.format(serving=before["serving"]) in message
     assert_untouched(before, state(host), report)
 
@@ -318,10 +318,10 @@ def test_second_concurrent_deploy_fails_fast_naming_the_holder(host):
 # --- 5. SIGKILL at every phase --------------------------------------------------------------
 
 KILL_POINTS = [
-    "release | Install the app into the virtualenv",          # creating the release
-    "preview | Check the release through nginx on the preview port",  # preview server up
+    "release | Create the release (unpack, virtualenv, pip install",  # creating the release
+    "preview | Serve the release on the loopback preview port",  # preview server going up
     "site | Point the site's upstream at the release's socket",  # at the switch
-    "finish | Stop and remove every other release's program",  # two programs running
+    "retire | Stop every other release's program",  # two programs running
 ]
 
 
