@@ -233,7 +233,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     params = module.params
-    writes = []  # (path, content, mode)
+    writes = []  # (path, content, mode, validate command)
     if params["worker_shutdown_timeout"] > 0:
         current = read(params["main_conf"])
         if current is None:
@@ -254,7 +254,7 @@ def main() -> None:
         module.exit_json(**result)
 
     clock = time.monotonic()
-    for path, content, _mode, command in writes:
+    for _path, content, _mode, command in writes:
         validate(module, command, content)
     result["timings"] = {"validate": round(time.monotonic() - clock, 2)}
     for path, content, mode, _command in writes:

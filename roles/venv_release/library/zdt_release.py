@@ -116,6 +116,7 @@ removed:
   returned: when step is prune
 """
 
+import fcntl
 import grp
 import json
 import os
@@ -140,6 +141,9 @@ class Owner:
         os.lchown(path, self.uid, self.gid)
 
     def demote(self) -> None:
+        # Building a release (venv, pip, management commands) yields the CPU to the
+        # release that serves meanwhile: its latency is what users see.
+        os.nice(10)
         os.initgroups(self.user, self.gid)
         os.setgid(self.gid)
         os.setuid(self.uid)
@@ -185,7 +189,15 @@ def link(target: str, path: str, owner: Owner) -> None:
     os.replace(temporary, path)
 
 
-def step_files(module: AnsibleModule, owner: Owner, result: dict) -> None:
+def hold_releases(root: str) -> int:
+    """Lock releases/ for this process's lifetime: a run of a killed deploy may still be
+    installing on the host (its controller died, not its module); wait for it to end."""
+    descriptor = os.open(os.path.join(root, "releases"), os.O_RDONLY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+def step_files(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
     params, path, root = module.params, module.params["path"], module.params["app_root"]
     if module.check_mode:
         return
@@ -199,7 +211,11 @@ def step_files(module: AnsibleModule, owner: Owner, result: dict) -> None:
         shared = os.path.join(root, "shared", each)
         if not os.path.lexists(shared):
             write(shared, "", owner, 0o640)
+    hold_releases(root)
     # A release directory without its manifest is what an interrupted deploy left.
+    if os.path.isfile(os.path.join(path, "release.json")):
+        result.update(created=False, changed=False)  # the run we waited for completed it
+        return
     if os.path.lexists(path):
         shutil.rmtree(path)
     directory(path, owner, 0o755)
@@ -225,16 +241,17 @@ def step_files(module: AnsibleModule, owner: Owner, result: dict) -> None:
         inside = os.path.join(path, each)
         if os.path.isdir(inside) and not os.path.islink(inside):
             shutil.rmtree(inside)
-        os.makedirs(os.path.dirname(inside), exist_ok=True)
+        directory(os.path.dirname(inside), owner, 0o755)
         link(os.path.join(root, "shared", each), inside, owner)
     write(os.path.join(path, ".env"), params["env_content"], owner, 0o600)
     write(os.path.join(path, "with-env"), params["wrapper_content"], owner, 0o755)
 
 
-def step_build(module: AnsibleModule, owner: Owner, result: dict) -> None:
+def step_build(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
     params, path = module.params, module.params["path"]
     if module.check_mode:
         return
+    hold_releases(params["app_root"])
     manage = shlex.split(params["manage_command"])
     changed = False
     outputs = {}
@@ -254,7 +271,7 @@ def step_build(module: AnsibleModule, owner: Owner, result: dict) -> None:
     result["changed"] = changed
 
 
-def step_activate(module: AnsibleModule, owner: Owner, result: dict) -> None:
+def step_activate(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
     root = module.params["app_root"]
     target = os.path.join("releases", os.path.basename(module.params["path"]))
     current_link = os.path.join(root, "current")
@@ -273,7 +290,7 @@ def step_activate(module: AnsibleModule, owner: Owner, result: dict) -> None:
     link(target, current_link, owner)
 
 
-def step_prune(module: AnsibleModule, owner: Owner, result: dict) -> None:
+def step_prune(module: AnsibleModule, owner: Owner | None, result: dict) -> None:  # noqa: ARG001
     root, keep = module.params["app_root"], module.params["keep"]
     releases = os.path.join(root, "releases")
     protected = {os.path.realpath(module.params["path"])}
@@ -333,9 +350,9 @@ def main() -> None:
     try:
         owner = Owner(params["user"], params["group"])
     except KeyError:
-        if module.check_mode:  # a first run in check mode: the app user does not exist yet
-            module.exit_json(**result)
-        module.fail_json(msg=f"user {params['user']} or group {params['group']} does not exist on this host")
+        if not module.check_mode:
+            module.fail_json(msg=f"user {params['user']} or group {params['group']} does not exist on this host")
+        owner = None  # a first run in check mode: the app user does not exist yet; nothing is written
     STEPS[step](module, owner, result)
     module.exit_json(**result)
 
