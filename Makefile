@@ -11,6 +11,8 @@ APT_PKGS   := podman runc debootstrap slirp4netns uidmap git openssh-client
 export PATH             := $(BIN):$(PATH)
 export CONTAINERS_CONF  ?= $(CURDIR)/sandbox/containers.conf
 export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
+# collections/ links this repository in as zerodowntime.web (its modules are in plugins/).
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collections:/usr/share/ansible/collections
 export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
@@ -47,7 +49,7 @@ bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 
 
 lint: venv  ## ansible-lint (production profile), ruff, role docs and specs in sync
 	ansible-lint
-	ruff check examples tools molecule roles
+	ruff check examples tools molecule plugins
 	python tools/role_docs.py --check
 
 molecule: setup  ## The core scenario, then the failure matrix (~25 min)

@@ -40,6 +40,7 @@ RESULTS: dict[str, dict] = {}
 def ansible_env() -> dict[str, str]:
     return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
             "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_COLLECTIONS_PATH": f"{REPO / 'collections'}:{Path.home() / '.ansible/collections'}",
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "true"}
 
 

@@ -8,17 +8,17 @@ DOCUMENTATION = r"""
 module: zdt_release
 short_description: Create a release (virtualenv, app, links, env, build commands), activate it, prune old ones
 description:
-  - C(step=files) creates the release from an artifact already on the host when the release has no manifest
-    yet: the layout (root, releases/, shared/ and the shared paths), a fresh release directory, the unpacked
-    artifact, the virtualenv and the pip install (as the app user), the shared links, the 0600 env file and the
-    with-env wrapper. It returns O(timings), so the seconds of pip are known.
+  - C(step=files) creates the release from the artifact when the release has no manifest yet. That is the
+    layout (root, releases/, shared/ and the shared paths), a fresh release directory, the unpacked artifact,
+    the virtualenv and the pip install (as the app user), the shared links, the 0600 env file and the with-env
+    wrapper. It returns O(timings), so the seconds of pip are known.
   - C(step=build) runs the management commands through the release's with-env, as the app user, then writes
     the manifest that marks the release complete.
   - C(step=activate) points C(previous) at the release C(current) points at, then C(current) at O(path),
     each by renaming a new symlink over the old one (atomic).
   - C(step=prune) keeps the newest O(keep) complete releases, never the one C(current) or C(previous)
     points at or O(path), and removes incomplete ones.
-  - One task per step instead of a dozen: each task costs a round trip, and a deploy runs them all.
+  - One task per step instead of a dozen. Each task costs a round trip, and a deploy runs them all.
 options:
   step:
     description: What to do.

@@ -30,7 +30,7 @@ class ActionModule(ActionBase):
         elif source:
             args.setdefault("artifact", source)  # check mode: the module reads nothing
         try:
-            result.update(self._execute_module(module_name="zdt_release", module_args=args, task_vars=task_vars))
+            result.update(self._execute_module(module_name="zerodowntime.web.zdt_release", module_args=args, task_vars=task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
         return result

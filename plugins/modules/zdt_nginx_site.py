@@ -13,7 +13,7 @@ description:
     and reloads nginx (C(nginx -s reload), never a restart) when anything changed or O(force_reload) is set.
   - Then, optionally, asks nginx on this host until a release answers (O(check)), and waits until the
     workers of the previous configuration have exited (O(drain_timeout)).
-  - One task instead of a template, a file, a lineinfile, a command and uri tasks: each of those costs
+  - One task instead of a template, a file, a lineinfile, a command and uri tasks. Each of those costs
     a round trip, and a deploy runs this several times.
 options:
   files:

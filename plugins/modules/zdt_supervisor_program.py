@@ -128,7 +128,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 UNIT_PREFIX = "zdt-standby-"
 # supervisor's XML-RPC fault codes (supervisor/xmlrpc.py)
-BAD_NAME, NOT_RUNNING = 10, 70
+BAD_NAME = 10
+NOT_RUNNING = 70
 
 
 class UnixConnection(http.client.HTTPConnection):
