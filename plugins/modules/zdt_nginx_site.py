@@ -75,20 +75,13 @@ import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read, write_atomic
 
 OK_STATUS = (200, 201, 204, 301, 302, 303, 304, 307, 308)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):  # noqa: ANN002, ANN003 - urllib's signature
-        return None
-
-
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
         return None
 
 
@@ -107,16 +100,6 @@ def validate(module: AnsibleModule, command: str, content: str) -> None:
     if proc.returncode != 0:
         module.fail_json(msg=f"nginx -t refused the new configuration: {(proc.stderr or proc.stdout).strip()}",
                          rc=proc.returncode, stderr=proc.stderr, stdout=proc.stdout)
-
-
-def install(path: str, content: str, mode: int) -> None:
-    """Write PATH atomically (a temporary name nginx never includes, then a rename)."""
-    directory = os.path.dirname(path)
-    handle, temporary = tempfile.mkstemp(prefix=".zdt-", suffix=".tmp", dir=directory)
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
-        out.write(content)
-    os.chmod(temporary, mode)
-    os.replace(temporary, path)
 
 
 def with_shutdown_timeout(text: str, seconds: int) -> str:
@@ -258,7 +241,7 @@ def main() -> None:
         validate(module, command, content)
     result["timings"] = {"validate": round(time.monotonic() - clock, 2)}
     for path, content, mode, _command in writes:
-        install(path, content, mode)
+        write_atomic(path, content, mode)
     for path in removals:
         os.unlink(path)
     if reload_needed:

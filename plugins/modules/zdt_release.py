@@ -128,6 +128,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import write_atomic
 
 
 class Owner:
@@ -178,16 +179,6 @@ def directory(path: str, owner: Owner, mode: int) -> None:
     owner.chown(path)
 
 
-def write(path: str, content: str, owner: Owner, mode: int) -> None:
-    temporary = path + ".zdt-tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(temporary, mode)
-    owner.chown(temporary)
-    os.replace(temporary, path)
-
-
 def link(target: str, path: str, owner: Owner) -> None:
     """Point PATH at TARGET by renaming a new symlink over it (atomic)."""
     temporary = path + ".zdt-tmp"
@@ -219,7 +210,7 @@ def step_files(module: AnsibleModule, owner: Owner | None, result: dict) -> None
     for each in params["shared_files"]:
         shared = os.path.join(root, "shared", each)
         if not os.path.lexists(shared):
-            write(shared, "", owner, 0o640)
+            write_atomic(shared, "", 0o640, owner.uid, owner.gid)
     hold_releases(root)
     # A release directory without its manifest is what an interrupted deploy left.
     if os.path.isfile(os.path.join(path, "release.json")):
@@ -252,8 +243,8 @@ def step_files(module: AnsibleModule, owner: Owner | None, result: dict) -> None
             shutil.rmtree(inside)
         directory(os.path.dirname(inside), owner, 0o755)
         link(os.path.join(root, "shared", each), inside, owner)
-    write(os.path.join(path, ".env"), params["env_content"], owner, 0o600)
-    write(os.path.join(path, "with-env"), params["wrapper_content"], owner, 0o755)
+    write_atomic(os.path.join(path, ".env"), params["env_content"], 0o600, owner.uid, owner.gid)
+    write_atomic(os.path.join(path, "with-env"), params["wrapper_content"], 0o755, owner.uid, owner.gid)
 
 
 def step_build(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
@@ -275,7 +266,8 @@ def step_build(module: AnsibleModule, owner: Owner | None, result: dict) -> None
         changed = changed or not (unchanged and re.search(unchanged, output, re.MULTILINE))
     result["outputs"] = outputs
     if params["manifest"] is not None:
-        write(os.path.join(path, "release.json"), json.dumps(params["manifest"], indent=4) + "\n", owner, 0o644)
+        manifest = json.dumps(params["manifest"], indent=4) + "\n"
+        write_atomic(os.path.join(path, "release.json"), manifest, 0o644, owner.uid, owner.gid)
         changed = True
     result["changed"] = changed
 
@@ -310,7 +302,7 @@ def step_prune(module: AnsibleModule, owner: Owner | None, result: dict) -> None
     manifests = {d: os.path.join(d, "release.json") for d in dirs}
     complete = sorted((d for d in dirs if os.path.isfile(manifests[d])),
                       key=lambda d: os.stat(manifests[d]).st_mtime, reverse=True)
-    doomed = [d for d in complete[keep:]] + [d for d in dirs if d not in complete]
+    doomed = complete[keep:] + [d for d in dirs if d not in complete]
     removed = [d for d in doomed if os.path.realpath(d) not in protected]
     result.update(removed=removed, changed=bool(removed))
     if not module.check_mode:

@@ -125,6 +125,7 @@ import time
 import xmlrpc.client
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read, write_atomic
 
 UNIT_PREFIX = "zdt-standby-"
 # supervisor's XML-RPC fault codes (supervisor/xmlrpc.py)
@@ -207,24 +208,6 @@ def run(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True)
 
 
-def read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
-
-
-def write(path: str, content: str, mode: int, uid: int = 0, gid: int = 0) -> None:
-    temporary = path + ".zdt-tmp"
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(content)
-    os.chmod(temporary, mode)
-    os.chown(temporary, uid, gid)
-    os.replace(temporary, path)
-
-
 class App:
     def __init__(self, params: dict) -> None:
         self.name, self.root, self.conf_dir = params["app_name"], params["app_root"].rstrip("/"), params["conf_dir"]
@@ -297,9 +280,9 @@ def started(module: AnsibleModule, app: App, result: dict) -> None:
         os.chown(run_dir, user.pw_uid, socket_gid)
         os.chmod(run_dir, 0o750)
     if "gunicorn config" in changes:
-        write(gunicorn_conf, params["gunicorn_conf"], 0o644, user.pw_uid, group.gr_gid)
+        write_atomic(gunicorn_conf, params["gunicorn_conf"], 0o644, user.pw_uid, group.gr_gid)
     if "supervisor program" in changes:
-        write(app.conf(release), params["program_conf"], 0o644)
+        write_atomic(app.conf(release), params["program_conf"], 0o644)
     clock = time.monotonic()
     supervisor = Supervisor(module)
     program = app.program(release)
@@ -379,7 +362,7 @@ def absent(module: AnsibleModule, app: App, result: dict) -> None:
     script = params["retire_script"]
     if read(script) != params["retire_script_content"]:
         os.makedirs(os.path.dirname(script), mode=0o755, exist_ok=True)
-        write(script, params["retire_script_content"], 0o755)
+        write_atomic(script, params["retire_script_content"], 0o755)
     # Windows that no longer apply: the kept releases' (a rollback inside a window
     # must not stop the release it brought back) and the standby's old one.
     cancel_windows(app, [r for r in params["keep"] or [] if r] + [standby])
