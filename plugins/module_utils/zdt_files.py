@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # MIT License (see LICENSE)
-"""File helpers the collection's modules share: read a text file, replace one atomically."""
+"""File helpers the collection's modules and its host-side helper share: read a text
+file, replace a file or a symlink atomically, make a directory with its owner and mode."""
 from __future__ import annotations
 
 import os
@@ -24,10 +25,50 @@ def write_atomic(path: str, content: str, mode: int, uid: int | None = None, gid
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(content)
         os.chmod(temporary, mode)
-        if uid is not None:
-            os.chown(temporary, uid, gid if gid is not None else -1)
+        if uid is not None or gid is not None:
+            os.chown(temporary, -1 if uid is None else uid, -1 if gid is None else gid)
         os.replace(temporary, path)
     except BaseException:
         if os.path.lexists(temporary):
             os.unlink(temporary)
         raise
+
+
+def link_atomic(target: str, path: str, uid: int | None = None, gid: int | None = None) -> None:
+    """Point the symlink PATH at TARGET by renaming a new symlink over it (atomic)."""
+    temporary = f"{path}.zdt-tmp"
+    if os.path.lexists(temporary):
+        os.unlink(temporary)
+    os.symlink(target, temporary)
+    if uid is not None or gid is not None:
+        os.lchown(temporary, -1 if uid is None else uid, -1 if gid is None else gid)
+    os.replace(temporary, path)
+
+
+def directory(path: str, mode: int, uid: int | None = None, gid: int | None = None) -> bool:
+    """Make PATH a directory with this owner and mode; True when anything changed."""
+    changed = False
+    if not os.path.isdir(path):
+        os.makedirs(path, mode)
+        changed = True
+    st = os.stat(path)
+    if st.st_mode & 0o7777 != mode:
+        os.chmod(path, mode)
+        changed = True
+    if (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid):
+        os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
+        changed = True
+    return changed
+
+
+def tail(path: str, lines: int = 15, max_bytes: int = 16384) -> list[str]:
+    """The last LINES lines of a (log) file, [] when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - max_bytes))
+            data = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return []
+    return [line for line in data.splitlines() if line.strip()][-lines:]

@@ -1,0 +1,363 @@
+# -*- coding: utf-8 -*-
+# MIT License (see LICENSE)
+"""Jobs that run on the host: going back to the release that served before a switch (the
+deploy's rescue and the standby helper both call it), checking a serving release (the
+deploy's watch and the standby helper), and the standby window itself.
+
+The standby window is a systemd service per app, ``zdt-standby-<app>.service``, enabled
+so that it comes back after a reboot. It runs this file's ``main`` (installed on the host
+by the handover module, see ``install_helper``) with the window's state in
+``/var/lib/zerodowntime/<app>/standby.json``: until the window ends it watches the serving
+release and, if it dies, goes back to the standby release (the same steps as a deploy's
+rescue, under the same lock, recorded in history.jsonl); when the window ends it stops
+the standby's programs. Pure standard library.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import DjangoError, unknown_migrations
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import directory, link_atomic, read, write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import HELPER_DIR, WEB, App
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import (
+    Supervisor,
+    SupervisorError,
+    remove_programs,
+    set_active,
+)
+
+HELPER_MODULES = ("zdt_files", "zdt_layout", "zdt_lock", "zdt_supervisor", "zdt_http", "zdt_nginx", "zdt_django",
+                  "zdt_host")
+PACKAGE = "ansible_collections.zerodowntime.web.plugins.module_utils"
+LAUNCHER = f"{HELPER_DIR}/zdt_standby.py"
+
+
+def now_utc() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def record(app: App, entry: dict) -> None:
+    """Append one line to the app's history.jsonl (an audit log: never reported as a change)."""
+    descriptor = os.open(app.history, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+# --- what a serving release looks like ----------------------------------------------------
+
+# The end of each line of the site's log format (see nginx_upstream's site template):
+# every upstream nginx asked for the request, and what each answered.
+_UPSTREAMS = re.compile(r" us=(?P<us>.*?) ua=(?P<ua>.*)$")
+
+
+class AccessLog:
+    """Counts, in the site's access log from an offset on, the answers a release's socket gave
+    and how many of them were 5xx (the log's ``us=`` and ``ua=`` fields, see the site template)."""
+
+    def __init__(self, path: str, socket_path: str, offset: int | None = None) -> None:
+        self.path, self.socket = path, f"unix:{socket_path}"
+        self.offset = offset if offset is not None else self.size()
+        self.answers = self.errors = 0
+
+    def size(self) -> int:
+        try:
+            return os.path.getsize(self.path)
+        except OSError:
+            return 0
+
+    def read(self) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self.offset += end
+        for line in data[:end].decode("utf-8", "replace").splitlines():
+            found = _UPSTREAMS.search(line)
+            if not found:
+                continue
+            addresses = [a.strip() for a in found.group("ua").split(",")]
+            statuses = [s.strip() for s in found.group("us").split(",")]
+            for address, status in zip(addresses, statuses):
+                if address == self.socket:
+                    self.answers += 1
+                    self.errors += status.isdigit() and int(status) >= 500
+
+    def failing(self, ratio: float, minimum: int) -> str:
+        if self.errors >= minimum and self.errors > ratio * self.answers:
+            return f"{self.errors} of its {self.answers} answers through nginx were 5xx"
+        return ""
+
+
+def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], check: dict) -> str:
+    """'' when RELEASE looks alive (its programs run, its health answers through nginx), else why not."""
+    try:
+        for process in [WEB, *processes]:
+            state = supervisor.state(app.program(release, process))
+            if state not in ("RUNNING",):
+                return f"its program {app.program(release, process)} is {state or 'gone'}"
+    except SupervisorError as error:
+        return str(error)
+    ok, answered = zdt_nginx.health_ok(check)
+    return "" if ok else f"its health through nginx answered {answered}"
+
+
+# --- going back to the release that served before a switch --------------------------------
+
+def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_text: str | None, check: dict | None,
+            owner: tuple[int, int]) -> tuple[list[str], list[str]]:
+    """Undo a switch from LINKS['current'] to FAILED: the site as it was (SITE_TEXT, tested,
+    reloaded, checked through nginx), current and previous as they were, FAILED's programs
+    removed, the other release's parked programs active again. Each step runs even when
+    one before it failed. Returns (done, failed steps with why)."""
+    done, errors = [], []
+    target = links.get("current", "")
+
+    def step(what: str, action) -> None:  # noqa: ANN001
+        try:
+            result = action()
+            done.append(what if result is None or result is True else f"{what} ({result})")
+        except Exception as error:  # noqa: BLE001 - every undo step must get its turn
+            errors.append(f"{what}: {error}")
+
+    if site_text is not None:
+        def site() -> str:
+            problem = zdt_nginx.test_config({app.site_conf: site_text})
+            if problem:
+                raise RuntimeError(f"nginx -t refused the previous site: {problem}")
+            write_atomic(app.site_conf, site_text, 0o644)
+            seconds = zdt_nginx.reload()
+            if check:
+                _checked, error = zdt_nginx.check_release(check)
+                if error:
+                    raise RuntimeError(error)
+            return f"reloaded in {seconds} s, checked through nginx"
+        step(f"nginx site back on release {target}", site)
+
+    def restore_links() -> None:
+        for name, path in (("current", app.current), ("previous", app.previous)):
+            release = links.get(name, "")
+            if release:
+                link_atomic(app.link_value(release), path, *owner)
+            elif os.path.lexists(path) and name == "previous":
+                os.unlink(path)
+    if target:
+        step(f"current back on {target}", restore_links)
+
+    programs = app.programs()
+    doomed = [p for p in programs if p["release"] == failed]
+    if doomed:
+        step(f"programs of {failed} removed", lambda: ", ".join(remove_programs(app, supervisor, doomed)))
+    parked = [p for p in programs if p["release"] == target and p["process"] != WEB]
+    for program in parked:
+        step(f"{program['program']} active", lambda p=program: set_active(app, supervisor, p, True) and None)
+    return done, errors
+
+
+# --- the standby window -------------------------------------------------------------------
+
+def load_state(app: App) -> dict | None:
+    try:
+        value = json.loads(read(app.standby_state) or "null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
+    """The window is over: stop and remove the standby's programs, unless it serves again."""
+    lock = Lock(app)
+    taken = take_lock(lock, "retire", state["standby"], wait=1800, log=log)
+    if taken is None:
+        return
+    try:
+        current, _previous = app.serving()
+        if current == state["standby"]:
+            log(f"{state['standby']} is current again; its programs keep running")
+        else:
+            programs = [p for p in app.programs() if p["release"] == state["standby"]]
+            removed = remove_programs(app, Supervisor(), programs)
+            log(f"window over: removed {', '.join(removed) or 'nothing'}")
+        if load_state(app) == state:
+            os.unlink(app.standby_state)
+    finally:
+        lock.release(taken["token"])
+
+
+def take_lock(lock: Lock, action: str, release: str, wait: float, log) -> dict | None:  # noqa: ANN001
+    owner = {"action": action, "user": "zdt-standby", "controller": os.uname().nodename, "release": release,
+             "started_at": now_utc()}
+    try:
+        return lock.take(owner, wait=wait, host_process=True)
+    except LockHeld as held:
+        log(held.describe(lock.app.name))
+        return None
+
+
+def rollback(app: App, state: dict, why: str, log) -> bool:  # noqa: ANN001
+    """The serving release died inside the window: go back to the standby."""
+    started = time.time()
+    lock = Lock(app)
+    taken = take_lock(lock, "rollback", state["standby"], wait=10, log=log)
+    if taken is None:
+        return False  # a deploy or rollback holds the lock: it is in charge of the app
+    entry = {"action": "rollback", "release": state["standby"], "from_release": state["serving"],
+             "user": "zdt-standby", "controller": os.uname().nodename, "started_at": now_utc(),
+             "reason": f"watch: release {state['serving']} failed: {why}"}
+    try:
+        if app.serving()[0] != state["serving"] or load_state(app) != state:
+            log("the app changed since the window opened; nothing to do")
+            return False
+        supervisor = Supervisor()
+        standby_web = supervisor.state(app.program(state["standby"]))
+        if standby_web != "RUNNING":
+            entry.update(result="refused", reason=entry["reason"] + f"; not rolled back: the standby's program "
+                         f"{app.program(state['standby'])} is {standby_web or 'gone'}")
+            return False
+        manage = state.get("manage")
+        if manage:
+            try:
+                unknown, _leaves = unknown_migrations(app.release(state["standby"]), manage["command"],
+                                                      manage.get("user"))
+            except DjangoError as error:
+                unknown = [f"(check failed: {error})"]
+            if unknown:
+                entry.update(result="refused", reason=entry["reason"] + "; not rolled back: the database has "
+                             f"migrations release {state['standby']} does not know: {', '.join(unknown)}")
+                return False
+        uid, gid = owner_of(app.root)
+        done, errors = go_back(app, supervisor, state["serving"], state["links"], read(app.site_before),
+                               state.get("check_standby"), (uid, gid))
+        entry.update(result="rolled_back" if not errors else "failed",
+                     reason=entry["reason"] + "; " + "; ".join(done + [f"NOT DONE {e}" for e in errors]))
+        os.unlink(app.standby_state)
+        log(entry["reason"])
+        return not errors
+    finally:
+        entry.update(finished_at=now_utc(), duration_s=round(time.time() - started, 1))
+        if "result" in entry:
+            record(app, entry)
+        lock.release(taken["token"])
+
+
+def owner_of(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_uid, st.st_gid
+
+
+def run_window(app: App, log) -> int:  # noqa: ANN001
+    state = load_state(app)
+    if state is None:
+        log("no standby window open")
+        return 0
+    watch = state.get("watch") or {}
+    interval, needed = float(watch.get("interval", 1)), int(watch.get("failures", 3))
+    check = state.get("check_serving")
+    access = AccessLog(app.access_log, app.socket(state["serving"])) if check else None
+    failures = 0
+    log(f"standby window of {app.name}: {state['standby']} stands by for {state['serving']} until "
+        f"{datetime.fromtimestamp(state['until'], timezone.utc):%H:%M:%SZ}")
+    supervisor = Supervisor()
+    while time.time() < state["until"]:
+        if load_state(app) != state:
+            log("the window was replaced or closed")
+            return 0
+        why = ""
+        if check and app.serving()[0] == state["serving"]:
+            why = probe(app, supervisor, state["serving"], state.get("processes", []), check)
+            if not why and access is not None:
+                access.read()
+                why = access.failing(float(watch.get("max_5xx_ratio", 0.2)), int(watch.get("min_5xx", 10)))
+        failures = failures + 1 if why else 0
+        if failures >= needed:
+            log(f"release {state['serving']} failed {failures} checks in a row: {why}")
+            rollback(app, state, why, log)
+            return 0
+        time.sleep(max(0.0, min(interval, state["until"] - time.time())))
+    retire(app, state, log)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="zerodowntime.web standby window of an app")
+    parser.add_argument("command", choices=["standby"])
+    parser.add_argument("--app", required=True)
+    parser.add_argument("--root", required=True)
+    args = parser.parse_args(argv)
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+    return run_window(App(args.app, args.root), log)
+
+
+# --- installing this helper on the host -----------------------------------------------------
+
+def helper_files() -> dict[str, str]:
+    """Path -> content of the helper: these module_utils (pure stdlib) and a launcher."""
+    files = {}
+    base = f"{HELPER_DIR}/lib/{PACKAGE.replace('.', '/')}"
+    parts = PACKAGE.split(".")
+    for depth in range(1, len(parts) + 1):
+        files[f"{HELPER_DIR}/lib/{'/'.join(parts[:depth])}/__init__.py"] = ""
+    for name in HELPER_MODULES:
+        data = pkgutil.get_data(PACKAGE, f"{name}.py")
+        files[f"{base}/{name}.py"] = data.decode("utf-8") if data else ""
+    files[LAUNCHER] = (
+        "#!/usr/bin/python3\n"
+        "# zerodowntime.web's host-side helper (the standby window); installed by the collection's modules.\n"
+        "import sys\n"
+        f"sys.path.insert(0, {HELPER_DIR + '/lib'!r})\n"
+        f"from {PACKAGE} import zdt_host  # noqa: E402\n"
+        "sys.exit(zdt_host.main())\n")
+    return files
+
+
+def unit_text(app: App) -> str:
+    return (f"# {app.standby_unit}: written by zerodowntime.web\n"
+            "[Unit]\n"
+            f"Description=zerodowntime.web standby window of {app.name} (watch the serving release, then retire "
+            "the standby)\n"
+            "After=supervisor.service nginx.service\n"
+            "Wants=supervisor.service nginx.service\n\n"
+            "[Service]\n"
+            "Type=simple\n"
+            f"ExecStart=/usr/bin/python3 -I {LAUNCHER} standby --app {app.name} --root {app.root}\n"
+            "Restart=no\n\n"
+            "[Install]\n"
+            "WantedBy=multi-user.target\n")
+
+
+def install_helper(app: App) -> list[str]:
+    """Keep the helper and the app's standby unit current on the host; the paths changed."""
+    changed = []
+    for path, content in helper_files().items():
+        if read(path) != content:
+            directory(os.path.dirname(path), 0o755, 0, 0)
+            write_atomic(path, content, 0o755 if path == LAUNCHER else 0o644)
+            changed.append(path)
+    if read(app.standby_unit_file) != unit_text(app):
+        write_atomic(app.standby_unit_file, unit_text(app), 0o644)
+        changed.append(app.standby_unit_file)
+        systemctl("daemon-reload")
+        systemctl("enable", app.standby_unit)
+    return changed
+
+
+def systemctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# MIT License (see LICENSE)
+"""Every path and name zerodowntime.web uses on a host, in one place.
+
+The modules, the host-side helper (standby windows) and, through the filter plugin
+``zerodowntime.web.zdt_layout``, the roles' YAML and templates all name things with
+this code, and read them back with it: nothing else builds a path from a pattern or
+parses one. Pure standard library, so the host-side helper can import it too.
+
+Names are unambiguous by construction:
+
+- A supervisor program is ``<app>@<release>.<process>``. App names have no ``@`` and
+  process names no ``.``, so the app is what precedes the only ``@`` and the process
+  what follows the last ``.``. ``shop``'s programs never look like ``shop-admin``'s.
+- Every program file also carries an ownership marker (app, root, release, process):
+  a program is the collection's only when its file name and its marker agree with
+  this layout. A file someone wrote by hand is never touched.
+- nginx identifiers (upstream, map variable, log format) escape the app name
+  injectively (``_`` -> ``__``, ``-`` -> ``_d``): ``a-b`` and ``a_b`` never share one.
+- Per-app files are ``<app>.conf`` and ``<app>.preview.conf``: app names have no
+  ``.``, so no app's site file is another app's preview file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+
+APP_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
+RELEASE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+PROCESS_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+WEB = "web"
+
+SUPERVISOR_CONF_DIR = "/etc/supervisor/conf.d"
+NGINX_CONF_DIR = "/etc/nginx/conf.d"
+SYSTEMD_DIR = "/etc/systemd/system"
+STATE_DIR = "/var/lib/zerodowntime"
+HELPER_DIR = "/usr/local/lib/zerodowntime"
+NGINX_LOG_DIR = "/var/log/nginx"
+SUPERVISOR_LOG_DIR = "/var/log/supervisor"
+
+MARKER = "; zerodowntime.web program: "
+
+_APP = re.compile(APP_PATTERN)
+_RELEASE = re.compile(RELEASE_PATTERN)
+_PROCESS = re.compile(PROCESS_PATTERN)
+
+
+class LayoutError(ValueError):
+    """A name that the layout refuses (it would be ambiguous or unsafe on a host)."""
+
+
+def valid_app(name: object) -> bool:
+    return isinstance(name, str) and bool(_APP.fullmatch(name))
+
+
+def valid_release(release: object) -> bool:
+    return isinstance(release, str) and bool(_RELEASE.fullmatch(release)) and ".." not in release
+
+
+def valid_process(process: object) -> bool:
+    return isinstance(process, str) and bool(_PROCESS.fullmatch(process))
+
+
+def check_release(release: str) -> str:
+    if not valid_release(release):
+        raise LayoutError(f"invalid release id {release!r}: 1-64 characters from [A-Za-z0-9._-], "
+                          "starting with a letter or digit, without '..'")
+    return release
+
+
+def check_process(process: str) -> str:
+    if not valid_process(process):
+        raise LayoutError(f"invalid program name {process!r}: a lowercase identifier ([a-z][a-z0-9_]*)")
+    return process
+
+
+def nginx_ident(app: str) -> str:
+    """The app name as an nginx identifier, injectively: '_' -> '__', '-' -> '_d'."""
+    return app.replace("_", "__").replace("-", "_d")
+
+
+def parse_program(name: str) -> tuple[str, str, str] | None:
+    """(app, release, process) of a program name this layout made, else None."""
+    app, at, rest = name.partition("@")
+    release, dot, process = rest.rpartition(".")
+    if not (at and dot and valid_app(app) and valid_release(release) and (process == WEB or valid_process(process))):
+        return None
+    return app, release, process
+
+
+class App:
+    """The layout of one app on a host."""
+
+    def __init__(self, name: str, root: str | None = None, *, conf_dir: str = SUPERVISOR_CONF_DIR,
+                 nginx_dir: str = NGINX_CONF_DIR, state_dir: str = STATE_DIR) -> None:
+        if not valid_app(name):
+            raise LayoutError(f"invalid app name {name!r}: a lowercase identifier of at most 32 characters "
+                              "([a-z][a-z0-9_-]*)")
+        root = (root or f"/srv/{name}").rstrip("/")
+        if not root.startswith("/") or re.search(r"(^|/)\.\.?(/|$)|\s", root) or len(root) < 2:
+            raise LayoutError(f"invalid app root {root!r}: an absolute path without '.', '..' or spaces")
+        self.name, self.root = name, root
+        self.conf_dir, self.nginx_dir = conf_dir, nginx_dir
+        # The app's own tree (its user owns it).
+        self.releases = f"{root}/releases"
+        self.shared = f"{root}/shared"
+        self.run = f"{root}/run"
+        self.current = f"{root}/current"
+        self.previous = f"{root}/previous"
+        self.history = f"{root}/history.jsonl"
+        # State only root may change: the lock, the standby window, the site to go back to.
+        self.state = f"{state_dir}/{name}"
+        self.lock = f"{self.state}/lock"
+        self.standby_state = f"{self.state}/standby.json"
+        self.site_before = f"{self.state}/site.before.conf"
+        self.once = f"{self.state}/once.json"
+        # nginx
+        self.ident = nginx_ident(name)
+        self.site_conf = f"{nginx_dir}/{name}.conf"
+        self.preview_conf = f"{nginx_dir}/{name}.preview.conf"
+        self.upstream = f"zdt_{self.ident}"
+        self.preview_upstream = f"zdt_{self.ident}_preview"
+        self.release_var = f"zdt_release_{self.ident}"
+        self.log_format = f"zdt_{self.ident}"
+        self.access_log = f"{NGINX_LOG_DIR}/{name}.access.log"
+        self.health_log = f"{NGINX_LOG_DIR}/{name}.health.log"
+        # systemd: the unit that runs the standby window (watch, then retire).
+        self.standby_unit = f"zdt-standby-{name}.service"
+        self.standby_unit_file = f"{SYSTEMD_DIR}/{self.standby_unit}"
+
+    # --- releases ---------------------------------------------------------------------
+    def release(self, release: str) -> str:
+        return f"{self.releases}/{check_release(release)}"
+
+    def manifest(self, release: str) -> str:
+        return f"{self.release(release)}/release.json"
+
+    def socket(self, release: str) -> str:
+        return f"{self.run}/{check_release(release)}.sock"
+
+    def complete(self, release: str) -> bool:
+        return valid_release(release) and os.path.isfile(self.manifest(release))
+
+    def link_target(self, link: str) -> str:
+        """Release id a link (current, previous) points at, '' when none or not a release of this app."""
+        try:
+            target = os.readlink(link).rstrip("/")
+        except OSError:
+            return ""
+        if target.startswith("/"):
+            head, _, release = target.rpartition("/")
+            ok = head == self.releases
+        else:
+            head, _, release = target.rpartition("/")
+            ok = head == "releases"
+        return release if ok and valid_release(release) else ""
+
+    def link_value(self, release: str) -> str:
+        """What current/previous contain when they point at RELEASE (relative, as the release moves with the root)."""
+        return f"releases/{check_release(release)}"
+
+    def serving(self) -> tuple[str, str]:
+        return self.link_target(self.current), self.link_target(self.previous)
+
+    def release_ids(self) -> list[str]:
+        try:
+            names = os.listdir(self.releases)
+        except OSError:
+            return []
+        return sorted(n for n in names if valid_release(n) and os.path.isdir(f"{self.releases}/{n}"))
+
+    # --- supervisor programs ------------------------------------------------------------
+    def program(self, release: str, process: str = WEB) -> str:
+        if process != WEB:
+            check_process(process)
+        return f"{self.name}@{check_release(release)}.{process}"
+
+    def program_conf(self, release: str, process: str = WEB) -> str:
+        return f"{self.conf_dir}/{self.program(release, process)}.conf"
+
+    def program_log(self, release: str, process: str = WEB) -> str:
+        return f"{SUPERVISOR_LOG_DIR}/{self.program(release, process)}.log"
+
+    def marker(self, release: str, process: str = WEB, kind: str = WEB) -> str:
+        """The ownership line written first in a program file."""
+        return MARKER + json.dumps({"app": self.name, "root": self.root, "release": check_release(release),
+                                    "process": process, "kind": kind}, sort_keys=True)
+
+    def owns(self, path: str, text: str | None) -> dict | None:
+        """The marker of a program file when it is one of this app's, else None: the file
+        name and the marker must both be what this layout writes."""
+        if text is None or not text.startswith(MARKER):
+            return None
+        try:
+            marker = json.loads(text[len(MARKER):].split("\n", 1)[0])
+        except ValueError:
+            return None
+        if not isinstance(marker, dict) or marker.get("app") != self.name or marker.get("root") != self.root:
+            return None
+        release, process = marker.get("release"), marker.get("process")
+        if not valid_release(release) or not (process == WEB or valid_process(process)):
+            return None
+        if path != self.program_conf(release, process):
+            return None
+        return marker
+
+    def programs(self) -> list[dict]:
+        """Every program file of this app on the host: marker plus path, sorted by name."""
+        found = []
+        try:
+            names = sorted(os.listdir(self.conf_dir))
+        except OSError:
+            return found
+        for name in names:
+            if not name.endswith(".conf") or not name.startswith(self.name + "@"):
+                continue  # a quick filter only; ownership is the marker below
+            path = f"{self.conf_dir}/{name}"
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            marker = self.owns(path, text)
+            if marker is not None:
+                found.append({**marker, "path": path, "program": self.program(marker["release"], marker["process"]),
+                              "text": text})
+        return found
+
+    def as_dict(self) -> dict:
+        """Everything above, for YAML and templates (the filter plugin)."""
+        return {key: value for key, value in vars(self).items() if isinstance(value, str)}
+
+    def release_dict(self, release: str, processes: list[str] | None = None) -> dict:
+        return {
+            "id": release, "path": self.release(release), "manifest": self.manifest(release),
+            "socket": self.socket(release), "program": self.program(release),
+            "program_conf": self.program_conf(release), "link": self.link_value(release),
+            "programs": {p: self.program(release, p) for p in [WEB] + list(processes or [])},
+        }
