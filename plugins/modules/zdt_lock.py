@@ -1,23 +1,33 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # MIT License (see LICENSE)
-"""Take or release an app's deploy lock, and read where current and previous point."""
+"""Take or release an app's deploy lock; check that the host can be deployed to."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: zdt_lock
-short_description: Take or release the deploy lock of an app, and read its release links
+short_description: Take or release the deploy lock of an app, after checking the host
+author: zerodowntime.web contributors
 description:
-  - C(state=present) creates the app root if needed, takes the lock with an atomic C(mkdir)
-    (two deploys can never both take it), records who holds it, and returns where C(current)
-    and C(previous) point and whether O(release) is a complete release on this host.
-  - A lock that is held fails the task with the holder's details, unless O(break_lock) is set.
-  - C(state=absent) appends O(history_entry) to O(history_path) (an audit log, not reported as a
-    change) and removes the lock.
-  - In check mode nothing is written; the links are still read.
+  - C(state=present) first checks the host (nginx and supervisord running, the preview port free), then takes
+    the app's lock (C(/var/lib/zerodowntime/APP/lock), an atomic C(mkdir)) with a new token, and returns where
+    C(current) and C(previous) point, the release standing by, and whether O(release) is complete here.
+  - A lock whose holder is dead (it ran before this host restarted, or its host process is gone, or its
+    C(ansible-playbook) on this controller is gone) is recovered, and a history line records the holder as
+    C(interrupted). A live holder is never broken, even with O(break_lock); a holder this host cannot check (a
+    deploy from another controller with none of its modules running here) is broken only with O(break_lock).
+  - C(state=absent) appends O(history_entry) to the app's history.jsonl and releases the lock if O(token)
+    still holds it (it never removes someone else's lock).
+  - The action plugin of the same name fills in who takes the lock (user, controller, its pid) and, when the
+    holder is a deploy from this controller whose C(ansible-playbook) is gone, asks again with its token.
+version_added: 0.1.0
 options:
+  app_name:
+    description: Name of the application.
+    type: str
+    required: true
   app_root:
-    description: Root of the application (releases/, current, previous).
+    description: Root of the application.
     type: path
     required: true
   state:
@@ -26,122 +36,280 @@ options:
     choices: [present, absent]
     default: present
   owner:
-    description: Who takes the lock (C(action), C(user), C(controller), C(release), C(started_at)).
+    description: Who takes the lock (C(action), C(release), C(started_at); the action plugin adds C(user), C(controller), C(controller_pid)).
     type: dict
     default: {}
+  token:
+    description: (absent) The token C(state=present) returned.
+    type: str
+    default: ""
   break_lock:
-    description: Remove a lock left by a deploy that died before taking it.
+    description: Break a lock whose holder this host cannot check (never a live one).
     type: bool
     default: false
+  dead_token:
+    description: Token of a holder known dead (set by the action plugin).
+    type: str
+    default: ""
+  wait:
+    description: Seconds to wait while a live holder works on this host (the standby helper retiring a program).
+    type: float
+    default: 30
   release:
     description: Release id to look for (its C(release.json) marks it complete).
     type: str
     default: ""
-  history_path:
-    description: File that gets one JSON line per deploy or rollback.
-    type: path
+  rollback_to:
+    description: >-
+      A rollback's target, C(previous) (the release C(previous) points at) or a release id; it is then the
+      O(release) looked for and the one the lock's record names.
+    type: str
+  check_daemons:
+    description: Check that nginx and supervisord run (skipped while no release serves).
+    type: bool
+    default: true
+  start_daemons:
+    description: Start nginx or supervisord when they are stopped, instead of failing.
+    type: bool
+    default: false
+  preview_port:
+    description: Loopback port the preview will listen on; fail if another service holds it (0 skips).
+    type: int
+    default: 0
   history_entry:
-    description: The line to append, as a dict.
+    description: (absent) The line to append to history.jsonl, as a dict.
     type: dict
+attributes:
+  check_mode:
+    support: full
+    details: In check mode nothing is written; the host is still read.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Take the lock of webxample
+  zerodowntime.web.zdt_lock:
+    app_name: webxample
+    app_root: /srv/webxample
+    owner: {action: deploy, release: 2.0.0-3f2a9c1d, started_at: "2026-11-23T10:00:00Z"}
+    release: 2.0.0-3f2a9c1d
+    preview_port: 8099
+  register: lock
+
+- name: Record the outcome and release it
+  zerodowntime.web.zdt_lock:
+    app_name: webxample
+    app_root: /srv/webxample
+    state: absent
+    token: "{{ lock.token }}"
+    history_entry: {action: deploy, release: 2.0.0-3f2a9c1d, result: success}
 """
 
 RETURN = r"""
+token:
+  description: The lock's token (present).
+  type: str
+  returned: when state is present and not in check mode
+  sample: 5f0c2d7b8e0f4a4c9f1d2a3b4c5d6e7f
 current:
   description: Release id C(current) points at ("" for none).
   type: str
   returned: always
+  sample: 1.0.0-4491536f
 previous:
   description: Release id C(previous) points at ("" for none).
   type: str
   returned: always
+  sample: 0.9.0-0b2e6c11
+standby:
+  description: Release whose programs stand by in an open standby window ("" for none).
+  type: str
+  returned: always
+  sample: 0.9.0-0b2e6c11
+release:
+  description: The release looked for (a rollback's target, resolved).
+  type: str
+  returned: always
+  sample: 1.0.0-4491536f
 release_complete:
   description: Whether O(release) has its manifest on this host.
   type: bool
   returned: always
+  sample: false
+recovered:
+  description: Holders found dead and recovered (each recorded in history.jsonl as interrupted).
+  type: list
+  returned: when state is present
+  sample: [{action: deploy, release: 2.0.0-3f2a9c1d, why: its holder ran before this host restarted}]
+holder:
+  description: The holder of a lock that could not be taken, and whether it is C(alive) or C(unknown).
+  type: dict
+  returned: on failure to take the lock
+released:
+  description: Whether the lock was released (absent); false when O(token) no longer held it.
+  type: bool
+  returned: when state is absent
 """
 
-import json
 import os
-import shutil
+import socket
+import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, now_utc, record
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError, valid_release
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import Supervisor
 
-LOCK = ".deploy.lock"
 
-
-def link_target(path: str) -> str:
-    try:
-        return os.path.basename(os.readlink(path).rstrip("/"))
-    except OSError:
+def listener(port: int) -> str:
+    """'' when nothing listens on loopback PORT, else what does (its process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(fields[9])
+        except OSError:
+            continue
+    if not inodes:
         return ""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").strip("socket:[]") in inodes:
+                    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                        command = handle.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+                    return f"{command} (pid {pid})"
+        except OSError:
+            continue
+    return "a process this module cannot see"
 
 
-def state_of(root: str, release: str) -> dict:
-    complete = bool(release) and os.path.isfile(os.path.join(root, "releases", release, "release.json"))
-    return {"current": link_target(os.path.join(root, "current")),
-            "previous": link_target(os.path.join(root, "previous")),
-            "release_complete": complete}
+def check_daemons(module: AnsibleModule, app: App) -> list[str]:
+    """Fail (or start them) when nginx or supervisord is not running; the daemons started."""
+    started, stopped = [], []
+    for name, running, unit in (("nginx", lambda: zdt_nginx.master_pid() is not None, "nginx"),
+                                ("supervisord", lambda: Supervisor().running(), "supervisor")):
+        if running():
+            continue
+        if module.params["start_daemons"] and not module.check_mode:
+            proc = module.run_command(["systemctl", "start", unit])
+            deadline = time.monotonic() + 20
+            while not running() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if running():
+                started.append(name)
+                continue
+            stopped.append(f"{name} (systemctl start {unit}: {(proc[2] or proc[1]).strip() or 'did not come up'})")
+        else:
+            stopped.append(name)
+    if stopped:
+        serving = app.serving()[0]
+        effect = ("nothing answers the site" if any(s.startswith("nginx") for s in stopped)
+                  else f"no program of release {serving} is supervised, so the site answers 502")
+        module.fail_json(msg=f"{' and '.join(stopped)} not running on {socket.gethostname()}: {effect}. Nothing was "
+                             "changed. Start it (systemctl start nginx / supervisor), or deploy with "
+                             "deploy_install_packages=true to have the deploy start it.")
+    return started
 
 
-def holder(lock: str) -> dict:
-    try:
-        with open(os.path.join(lock, "owner.json"), encoding="utf-8") as handle:
-            return json.load(handle)
-    except (OSError, ValueError):
-        return {}
+def check_port(module: AnsibleModule, app: App) -> None:
+    port = module.params["preview_port"]
+    if not port:
+        return
+    holder = listener(port)
+    if not holder:
+        return
+    preview = app.preview_conf
+    ours = os.path.isfile(preview) and f":{port};" in open(preview, encoding="utf-8").read()
+    if not ours:
+        module.fail_json(msg=f"deploy_preview_port {port} is already in use on this host by {holder}: the preview "
+                             f"of {app.name} cannot listen there. Nothing was changed. Set deploy_preview_port to "
+                             "a free loopback port (each app on a host needs its own).")
 
 
-def take(module: AnsibleModule, root: str, result: dict) -> None:
+def present(module: AnsibleModule, app: App, result: dict) -> None:
     params = module.params
-    lock = os.path.join(root, LOCK)
-    if not os.path.isdir(root):
-        os.makedirs(root, mode=0o755)
-        result["changed"] = True
-    if params["break_lock"] and os.path.lexists(lock):
-        shutil.rmtree(lock)
-        result["broken"] = True
+    if params["check_daemons"] and result["current"]:
+        result["daemons_started"] = check_daemons(module, app)
+    check_port(module, app)
+    if module.check_mode:
+        return
+    lock = Lock(app)
+    owner = dict(params["owner"])
     try:
-        os.mkdir(lock, 0o700)
-    except FileExistsError:
-        owner = params["owner"]
-        module.fail_json(
-            msg=f"{str(owner.get('action', 'deploy')).capitalize()} of release {owner.get('release', '?')} refused: "
-                f"the deploy lock {lock} is held by {json.dumps(holder(lock), sort_keys=True)}. If that deploy "
-                f"is dead, run again with -e deploy_break_lock=true.", **result)
-    descriptor = os.open(os.path.join(lock, "owner.json"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(params["owner"], sort_keys=True) + "\n")
+        taken = lock.take(owner, wait=params["wait"], break_lock=params["break_lock"],
+                          dead_token=params["dead_token"])
+    except LockHeld as held:
+        module.fail_json(msg=f"{str(owner.get('action', 'deploy')).capitalize()} of {app.name} release "
+                             f"{owner.get('release') or '?'} refused: {held.describe(app.name)} Nothing was changed.",
+                         holder={**held.holder, "state": held.state}, **result)
+    for dead in taken["recovered"]:
+        record(app, {"action": dead.get("action", "deploy"), "release": dead.get("release", ""),
+                     "result": "interrupted", "user": dead.get("user", ""),
+                     "controller": dead.get("controller", ""), "started_at": dead.get("started_at", ""),
+                     "finished_at": now_utc(),
+                     "reason": f"recovered by the {owner.get('action', 'deploy')} of {owner.get('release') or '?'}"
+                               f": {dead.get('why', '')}"})
+    if taken["broken"] is not None:
+        record(app, {**{k: taken["broken"].get(k, "") for k in ("action", "release", "user", "controller",
+                                                                  "started_at")},
+                     "result": "interrupted", "finished_at": now_utc(),
+                     "reason": "lock broken with deploy_break_lock"})
+    result.update(token=taken["token"], recovered=taken["recovered"], broken=taken["broken"])
 
 
-def release(module: AnsibleModule, root: str) -> None:
+def absent(module: AnsibleModule, app: App, result: dict) -> None:
     params = module.params
-    if params["history_path"] and params["history_entry"] is not None:
-        descriptor = os.open(params["history_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(params["history_entry"], sort_keys=True) + "\n")
-    shutil.rmtree(os.path.join(root, LOCK), ignore_errors=True)
+    if module.check_mode:
+        return
+    if params["history_entry"] is not None:
+        record(app, params["history_entry"])
+    result["released"] = Lock(app).release(params["token"]) if params["token"] else False
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
+            "app_name": {"type": "str", "required": True},
             "app_root": {"type": "path", "required": True},
             "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
             "owner": {"type": "dict", "default": {}},
+            "token": {"type": "str", "default": "", "no_log": False},
             "break_lock": {"type": "bool", "default": False},
+            "dead_token": {"type": "str", "default": "", "no_log": False},
+            "wait": {"type": "float", "default": 30},
             "release": {"type": "str", "default": ""},
-            "history_path": {"type": "path"},
+            "rollback_to": {"type": "str"},
+            "check_daemons": {"type": "bool", "default": True},
+            "start_daemons": {"type": "bool", "default": False},
+            "preview_port": {"type": "int", "default": 0},
             "history_entry": {"type": "dict"},
         },
         supports_check_mode=True,
     )
-    root = module.params["app_root"].rstrip("/")
-    result = {"changed": False, **state_of(root, module.params["release"])}
-    if not module.check_mode:
-        if module.params["state"] == "present":
-            take(module, root, result)
-        else:
-            release(module, root)
+    try:
+        app = App(module.params["app_name"], module.params["app_root"])
+    except LayoutError as error:
+        module.fail_json(msg=str(error))
+    current, previous = app.serving()
+    release = module.params["release"]
+    if module.params["rollback_to"] is not None:
+        release = previous if module.params["rollback_to"] == "previous" else module.params["rollback_to"]
+        module.params["owner"] = {**module.params["owner"], "release": release}
+    standby = (load_state(app) or {}).get("standby", "") if os.path.isfile(app.standby_state) else ""
+    result = {"changed": False, "current": current, "previous": previous, "standby": standby, "release": release,
+              "release_complete": valid_release(release) and app.complete(release)}
+    if module.params["state"] == "present":
+        present(module, app, result)
+    else:
+        absent(module, app, result)
     module.exit_json(**result)
 
 

@@ -1,360 +1,252 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
 # MIT License (see LICENSE)
-"""Create, activate and prune releases: one round trip per step."""
+"""Create a release directory (virtualenv, app, shared links, env), or remove one."""
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 module: zdt_release
-short_description: Create a release (virtualenv, app, links, env, build commands), activate it, prune old ones
+short_description: Create a release of an app (virtualenv, app, shared links, env file), or remove one
+author: zerodowntime.web contributors
 description:
-  - C(step=files) creates the release from the artifact when the release has no manifest yet. That is the
-    layout (root, releases/, shared/ and the shared paths), a fresh release directory, the unpacked artifact,
-    the virtualenv and the pip install (as the app user), the shared links, the 0600 env file and the with-env
-    wrapper. It returns O(timings), so the seconds of pip are known.
-  - C(step=build) runs the management commands through the release's with-env, as the app user, then writes
-    the manifest that marks the release complete.
-  - C(step=activate) points C(previous) at the release C(current) points at, then C(current) at O(path),
-    each by renaming a new symlink over the old one (atomic).
-  - C(step=prune) keeps the newest O(keep) complete releases, never the one C(current) or C(previous)
-    points at or O(path), and removes incomplete ones.
-  - One task per step instead of a dozen. Each task costs a round trip, and a deploy runs them all.
+  - C(state=present) creates C(APP_ROOT/releases/RELEASE) from an artifact unless the release is complete (has
+    its C(release.json)). It creates the app's layout when missing (root, C(releases/), C(shared/) and the
+    shared paths, the media directory readable by nginx's group), removes what an interrupted deploy left in
+    the release directory, unpacks the artifact, creates the virtualenv and installs it as the app user (at
+    nice 10, in a session of its own, so the serving release keeps the CPU), then the shared links, the 0600
+    env file and the C(with-env) wrapper. It does not run management commands (see M(zerodowntime.web.zdt_manage)).
+  - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
+  - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
+    release is not already complete.
+version_added: 0.1.0
 options:
-  step:
-    description: What to do.
+  app_name:
+    description: Name of the application.
     type: str
-    required: true
-    choices: [files, build, activate, prune]
-  path:
-    description: The release directory (app_root/releases/ID).
-    type: path
     required: true
   app_root:
     description: Root of the application.
     type: path
     required: true
+  release:
+    description: Release id.
+    type: str
+    required: true
+  state:
+    description: Whether the release exists.
+    type: str
+    choices: [present, absent]
+    default: present
   user:
     description: Unprivileged user that owns the release and runs its commands.
     type: str
-    required: true
+    default: ""
   group:
     description: Group of the release's files.
     type: str
-    required: true
+    default: ""
   artifact:
-    description: (files) The artifact (.tar.gz) on the host.
+    description: (present) The artifact (.tar.gz) on the host.
     type: path
   artifact_src:
-    description: >-
-      (files) The artifact on the controller: the action plugin ships it to the task's remote temporary
-      directory and sets O(artifact).
+    description: (present) The artifact on the controller; the action plugin ships it and sets O(artifact).
     type: path
   python:
-    description: (files) Python that creates the virtualenv.
+    description: (present) Python that creates the virtualenv.
     type: path
     default: /usr/bin/python3
   pip_args:
-    description: (files) Arguments of C(pip install).
+    description: (present) Arguments of C(pip install) (after C(install)).
     type: list
     elements: str
     default: []
   shared_dirs:
-    description: (files) Directories under shared/ linked into the release.
+    description: (present) Directories under C(shared/) linked into the release.
     type: list
     elements: str
     default: []
   shared_files:
-    description: (files) Files under shared/ linked into the release (created empty when missing).
+    description: (present) Files under C(shared/) linked into the release (created empty when missing).
     type: list
     elements: str
     default: []
+  media_dir:
+    description: >-
+      (present) Directory under C(shared/) for uploaded media, linked into the release like O(shared_dirs): owned
+      by the app user, group O(media_group), mode 2750, so nginx reads it and only the app writes it ("" for none).
+    type: str
+    default: ""
+  media_group:
+    description: (present) Group of the media directory (nginx's).
+    type: str
+    default: www-data
   env_content:
-    description: (files) Content of the release's .env (mode 0600, never logged).
+    description: (present) Content of the release's C(.env) (mode 0600, never logged).
     type: str
     default: ""
   wrapper_content:
-    description: (files) Content of the with-env wrapper.
+    description: (present) Content of the C(with-env) wrapper.
     type: str
     default: ""
-  manage_command:
-    description: (build) Management command, relative to the release (split like a shell would).
+  lock_token:
+    description: Token of the deploy lock; the lock's record then names this release.
     type: str
     default: ""
-  commands:
-    description: >-
-      (build) Each C(args) (list) run as C(./with-env MANAGE_COMMAND ARGS); C(unchanged) is a regular
-      expression of the output that means nothing changed.
-    type: list
-    elements: dict
-    default: []
-  build_commands:
-    description: (build) More management commands (split like a shell would), run after O(commands); each is a change.
-    type: list
-    elements: str
-    default: []
-  manifest:
-    description: (build) The manifest written last, as release.json.
-    type: dict
-  keep:
-    description: (prune) Complete releases to keep.
-    type: int
-    default: 5
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Create release 2.0.0-3f2a9c1d of webxample from an artifact built on the controller
+  zerodowntime.web.zdt_release:
+    app_name: webxample
+    app_root: /srv/webxample
+    release: 2.0.0-3f2a9c1d
+    user: webxample
+    group: webxample
+    artifact_src: ~/.cache/zerodowntime/webxample/0123456789abcdef/artifact.tar.gz
+    pip_args: [--no-index, --find-links, /srv/webxample/releases/2.0.0-3f2a9c1d/wheels, webxample==2.0.0]
+    shared_dirs: [var]
+    media_dir: media
+    env_content: "DJANGO_SECRET_KEY='...'\n"
+    wrapper_content: "#!/bin/sh\nset -a; . ./.env; set +a; exec \"$@\"\n"
 """
 
 RETURN = r"""
 created:
-  description: (files) Whether the release was created by this call.
+  description: Whether this call created the release.
   type: bool
-  returned: when step is files
+  returned: when state is present
+  sample: true
 timings:
-  description: Seconds of each part (unpack, venv, pip, and each command).
+  description: Seconds of each part (unpack, venv, pip).
   type: dict
-  returned: when something ran
-removed:
-  description: (prune) Release directories removed.
-  type: list
-  returned: when step is prune
+  returned: when the release was created
+  sample: {unpack: 0.21, venv: 2.1, pip: 5.8}
 """
 
-import fcntl
-import grp
-import json
 import os
-import pwd
-import re
-import shlex
 import shutil
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import directory, link_atomic, write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_owner import Owner, OwnerError
 
 
-class Owner:
-    def __init__(self, user: str, group: str) -> None:
-        self.user, self.group = user, group
-        self.uid = pwd.getpwnam(user).pw_uid
-        self.gid = grp.getgrnam(group).gr_gid
-        self.home = pwd.getpwnam(user).pw_dir
-
-    def chown(self, path: str) -> None:
-        os.lchown(path, self.uid, self.gid)
-
-    def demote(self) -> None:
-        # Building a release (venv, pip, management commands) yields the CPU to the
-        # release that serves meanwhile: its latency is what users see. With the
-        # kernel's autogroups (Debian's and Ubuntu's default) nice only ranks the
-        # processes of one session, so the build gets a session of its own, and
-        # that session's group is niced too.
-        os.setsid()
-        try:
-            with open("/proc/self/autogroup", "w", encoding="ascii") as handle:
-                handle.write("10")
-        except OSError:
-            pass  # no autogroups on this kernel: nice alone does it
-        os.nice(10)
-        os.initgroups(self.user, self.gid)
-        os.setgid(self.gid)
-        os.setuid(self.uid)
-
-    def env(self) -> dict:
-        return {"HOME": self.home, "USER": self.user, "LOGNAME": self.user, "LANG": "C.UTF-8",
-                "PATH": "/usr/local/bin:/usr/bin:/bin"}
-
-
-def run_as(module: AnsibleModule, owner: Owner, argv: list[str], cwd: str, what: str) -> str:
-    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=owner.env(), preexec_fn=owner.demote)
-    if proc.returncode != 0:
-        output = (proc.stdout + proc.stderr).strip().splitlines()
-        module.fail_json(msg=f"{what} failed (rc {proc.returncode}): {' '.join(output[-2:])}",
-                         cmd=argv, rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)
-    return proc.stdout
-
-
-def directory(path: str, owner: Owner, mode: int) -> None:
-    if not os.path.isdir(path):
-        os.makedirs(path, mode)
-    os.chmod(path, mode)
-    owner.chown(path)
-
-
-def link(target: str, path: str, owner: Owner) -> None:
-    """Point PATH at TARGET by renaming a new symlink over it (atomic)."""
-    temporary = path + ".zdt-tmp"
-    if os.path.lexists(temporary):
-        os.unlink(temporary)
-    os.symlink(target, temporary)
-    owner.chown(temporary)
-    os.replace(temporary, path)
-
-
-def hold_releases(root: str) -> int:
-    """Lock releases/ for this process's lifetime: a run of a killed deploy may still be
-    installing on the host (its controller died, not its module); wait for it to end."""
-    descriptor = os.open(os.path.join(root, "releases"), os.O_RDONLY)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    return descriptor
-
-
-def step_files(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
-    params, path, root = module.params, module.params["path"], module.params["app_root"]
-    if module.check_mode:
-        return
+def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
+    params, release = module.params, module.params["release"]
+    path = app.release(release)
     timings = result["timings"]
+    uid, gid = owner.uid, owner.gid
+    directory(app.root, 0o755, uid, gid)
+    directory(app.releases, 0o755, uid, gid)
+    # Others may traverse shared/ (nginx reaches the media directory), not list it.
+    directory(app.shared, 0o751, uid, gid)
     shared_dirs = params["shared_dirs"] + [os.path.dirname(f) for f in params["shared_files"] if os.path.dirname(f)]
-    for each, mode in ((root, 0o755), (os.path.join(root, "releases"), 0o755), (os.path.join(root, "shared"), 0o750)):
-        directory(each, owner, mode)
     for each in shared_dirs:
-        directory(os.path.join(root, "shared", each), owner, 0o750)
+        directory(f"{app.shared}/{each}", 0o750, uid, gid)
+    if params["media_dir"]:
+        try:
+            media_gid = owner.group_id(params["media_group"])
+        except OwnerError as error:
+            module.fail_json(msg=str(error))
+        directory(f"{app.shared}/{params['media_dir']}", 0o2750, uid, media_gid)
     for each in params["shared_files"]:
-        shared = os.path.join(root, "shared", each)
+        shared = f"{app.shared}/{each}"
         if not os.path.lexists(shared):
-            write_atomic(shared, "", 0o640, owner.uid, owner.gid)
-    hold_releases(root)
+            write_atomic(shared, "", 0o640, uid, gid)
     # A release directory without its manifest is what an interrupted deploy left.
-    if os.path.isfile(os.path.join(path, "release.json")):
-        result.update(created=False, changed=False)  # the run we waited for completed it
-        return
     if os.path.lexists(path):
         shutil.rmtree(path)
-    directory(path, owner, 0o755)
+    directory(path, 0o755, uid, gid)
     started = time.monotonic()
     # As root (the artifact may sit in the connection user's private temporary
     # directory), then every file is handed to the app user.
-    proc = subprocess.run(["tar", "-x", "-z", "--no-same-owner", "-f", params["artifact"], "-C", path],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        module.fail_json(msg=f"unpacking the artifact failed: {proc.stderr.strip()}", stderr=proc.stderr)
+    rc, _out, err = module.run_command(["tar", "-x", "-z", "--no-same-owner", "-f", params["artifact"], "-C", path])
+    if rc != 0:
+        module.fail_json(msg=f"unpacking the artifact failed: {err.strip()}", **result)
     for directory_path, dirs, files in os.walk(path):
         for name in dirs + files:
-            owner.chown(os.path.join(directory_path, name))
+            os.lchown(os.path.join(directory_path, name), uid, gid)
     timings["unpack"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
-    run_as(module, owner, [params["python"], "-m", "venv", os.path.join(path, "venv")], path, "creating the virtualenv")
+    owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
     timings["venv"] = round(time.monotonic() - started, 2)
     started = time.monotonic()
-    run_as(module, owner, [os.path.join(path, "venv/bin/pip"), "install", *params["pip_args"]], path,
-           "pip install")
+    owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
     timings["pip"] = round(time.monotonic() - started, 2)
-    for each in params["shared_dirs"] + params["shared_files"]:
-        inside = os.path.join(path, each)
+    linked = params["shared_dirs"] + params["shared_files"] + ([params["media_dir"]] if params["media_dir"] else [])
+    for each in linked:
+        inside = f"{path}/{each}"
         if os.path.isdir(inside) and not os.path.islink(inside):
             shutil.rmtree(inside)
-        directory(os.path.dirname(inside), owner, 0o755)
-        link(os.path.join(root, "shared", each), inside, owner)
-    write_atomic(os.path.join(path, ".env"), params["env_content"], 0o600, owner.uid, owner.gid)
-    write_atomic(os.path.join(path, "with-env"), params["wrapper_content"], 0o755, owner.uid, owner.gid)
-
-
-def step_build(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
-    params, path = module.params, module.params["path"]
-    if module.check_mode:
-        return
-    hold_releases(params["app_root"])
-    manage = shlex.split(params["manage_command"])
-    changed = False
-    outputs = {}
-    extra = [{"args": shlex.split(c)} for c in params["build_commands"]]
-    for command in params["commands"] + extra:
-        args = [str(a) for a in command["args"]]
-        started = time.monotonic()
-        output = run_as(module, owner, ["./with-env", *manage, *args], path, f"`{' '.join(args)}`")
-        result["timings"][args[0]] = round(time.monotonic() - started, 2)
-        outputs[args[0]] = output
-        unchanged = command.get("unchanged")
-        changed = changed or not (unchanged and re.search(unchanged, output, re.MULTILINE))
-    result["outputs"] = outputs
-    if params["manifest"] is not None:
-        manifest = json.dumps(params["manifest"], indent=4) + "\n"
-        write_atomic(os.path.join(path, "release.json"), manifest, 0o644, owner.uid, owner.gid)
-        changed = True
-    result["changed"] = changed
-
-
-def step_activate(module: AnsibleModule, owner: Owner | None, result: dict) -> None:
-    root = module.params["app_root"]
-    target = os.path.join("releases", os.path.basename(module.params["path"]))
-    current_link = os.path.join(root, "current")
-    try:
-        current = os.readlink(current_link)
-    except OSError:
-        current = ""
-    result["replaced"] = os.path.basename(current.rstrip("/"))
-    if current == target:
-        return
-    result["changed"] = True
-    if module.check_mode:
-        return
-    if current:
-        link(current, os.path.join(root, "previous"), owner)
-    link(target, current_link, owner)
-
-
-def step_prune(module: AnsibleModule, owner: Owner | None, result: dict) -> None:  # noqa: ARG001
-    root, keep = module.params["app_root"], module.params["keep"]
-    releases = os.path.join(root, "releases")
-    protected = {os.path.realpath(module.params["path"])}
-    for name in ("current", "previous"):
-        if os.path.islink(os.path.join(root, name)):
-            protected.add(os.path.realpath(os.path.join(root, name)))
-    dirs = [os.path.join(releases, n) for n in os.listdir(releases) if os.path.isdir(os.path.join(releases, n))]
-    manifests = {d: os.path.join(d, "release.json") for d in dirs}
-    complete = sorted((d for d in dirs if os.path.isfile(manifests[d])),
-                      key=lambda d: os.stat(manifests[d]).st_mtime, reverse=True)
-    doomed = complete[keep:] + [d for d in dirs if d not in complete]
-    removed = [d for d in doomed if os.path.realpath(d) not in protected]
-    result.update(removed=removed, changed=bool(removed))
-    if not module.check_mode:
-        for each in removed:
-            shutil.rmtree(each)
-
-
-STEPS = {"files": step_files, "build": step_build, "activate": step_activate, "prune": step_prune}
+        if os.path.dirname(each):
+            directory(os.path.dirname(inside), 0o755, uid, gid)
+        link_atomic(f"{app.shared}/{each}", inside, uid, gid)
+    write_atomic(f"{path}/.env", params["env_content"], 0o600, uid, gid)
+    write_atomic(f"{path}/with-env", params["wrapper_content"], 0o755, uid, gid)
 
 
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "step": {"type": "str", "required": True, "choices": list(STEPS)},
-            "path": {"type": "path", "required": True},
+            "app_name": {"type": "str", "required": True},
             "app_root": {"type": "path", "required": True},
-            "user": {"type": "str", "required": True},
-            "group": {"type": "str", "required": True},
+            "release": {"type": "str", "required": True},
+            "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+            "user": {"type": "str", "default": ""},
+            "group": {"type": "str", "default": ""},
             "artifact": {"type": "path"},
+            "artifact_src": {"type": "path"},
             "python": {"type": "path", "default": "/usr/bin/python3"},
             "pip_args": {"type": "list", "elements": "str", "default": []},
             "shared_dirs": {"type": "list", "elements": "str", "default": []},
             "shared_files": {"type": "list", "elements": "str", "default": []},
+            "media_dir": {"type": "str", "default": ""},
+            "media_group": {"type": "str", "default": "www-data"},
             "env_content": {"type": "str", "default": "", "no_log": True},
             "wrapper_content": {"type": "str", "default": ""},
-            "manage_command": {"type": "str", "default": ""},
-            "commands": {"type": "list", "elements": "dict", "default": []},
-            "build_commands": {"type": "list", "elements": "str", "default": []},
-            "manifest": {"type": "dict"},
-            "keep": {"type": "int", "default": 5},
+            "lock_token": {"type": "str", "default": "", "no_log": False},
         },
-        required_if=[("step", "files", ("artifact",))],
+        required_if=[("state", "present", ("artifact", "user", "group"))],
         supports_check_mode=True,
     )
     params = module.params
-    params["app_root"] = params["app_root"].rstrip("/")
+    try:
+        app = App(params["app_name"], params["app_root"])
+        path = app.release(params["release"])
+    except LayoutError as error:
+        module.fail_json(msg=str(error))
     result = {"changed": False, "timings": {}}
-    step = params["step"]
-    if step == "files":
-        result["created"] = not os.path.isfile(os.path.join(params["path"], "release.json"))
-        result["changed"] = result["created"]
-        if not result["created"]:
-            module.exit_json(**result)
-    if step == "prune" and not os.path.isdir(os.path.join(params["app_root"], "releases")):
+    if params["state"] == "absent":
+        if params["release"] in app.serving():
+            module.fail_json(msg=f"release {params['release']} is current or previous: not removed")
+        result["changed"] = os.path.lexists(path)
+        if result["changed"] and not module.check_mode:
+            shutil.rmtree(path)
+        module.exit_json(**result)
+    result["created"] = not app.complete(params["release"])
+    result["changed"] = result["created"]
+    if not result["created"] or module.check_mode:
+        module.exit_json(**result)
+    lock = Lock(app)
+    lock.hold_work()  # wait for a module of a dead deploy that may still run here
+    if params["lock_token"]:
+        lock.update(params["lock_token"], release=params["release"])
+    if app.complete(params["release"]):  # the run we waited for completed it
+        result.update(created=False, changed=False)
         module.exit_json(**result)
     try:
         owner = Owner(params["user"], params["group"])
-    except KeyError:
-        if not module.check_mode:
-            module.fail_json(msg=f"user {params['user']} or group {params['group']} does not exist on this host")
-        owner = None  # a first run in check mode: the app user does not exist yet; nothing is written
-    STEPS[step](module, owner, result)
+    except OwnerError as error:
+        module.fail_json(msg=str(error))
+    create(module, app, owner, result)
     module.exit_json(**result)
 
 
