@@ -9,5 +9,9 @@ def boot() -> None:
 
     if settings.WEBXAMPLE_FAULT == "import":
         raise RuntimeError("WEBXAMPLE_FAULT=import: simulated crash while importing the web app")
+    from webxample.middleware import dead_marker
+
+    if settings.WEBXAMPLE_FAULT == "die" and dead_marker().exists():
+        raise RuntimeError("WEBXAMPLE_FAULT=die: this release died and stays dead")
     if settings.WEBXAMPLE_BOOT_DELAY > 0:
         time.sleep(settings.WEBXAMPLE_BOOT_DELAY)

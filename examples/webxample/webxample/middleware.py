@@ -1,7 +1,11 @@
 """Middleware: health check endpoint and test-only fault injection."""
 
 import logging
+import os
+import signal
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -49,7 +53,8 @@ def check_migrations() -> bool:
 def check_home() -> bool:
     """The home page renders (full middleware/URL/view/template/DB path)."""
     client = Client(raise_request_exception=False)
-    response = client.get("/", HTTP_HOST=internal_host())
+    secure = settings.SECURE_SSL_REDIRECT
+    response = client.get("/", HTTP_HOST=internal_host(), secure=secure)
     return response.status_code == 200
 
 
@@ -72,6 +77,24 @@ def run_checks() -> dict[str, bool]:
     return results
 
 
+def health_response() -> HttpResponse:
+    """The health answer: 200 when every check passes, else 503 (WEBXAMPLE_FAULT=health: 500)."""
+    checks = run_checks()
+    healthy = all(checks.values())
+    status = 200 if healthy else 503
+    if getattr(settings, "WEBXAMPLE_FAULT", "") == "health":
+        healthy, status = False, 500
+    payload = {
+        "status": "ok" if healthy else "fail",
+        "release": settings.RELEASE_ID,
+        "version": __version__,
+        "checks": checks,
+    }
+    response = JsonResponse(payload, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 class HealthCheckMiddleware:
     """Answer /health before anything else.
 
@@ -85,34 +108,30 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info not in HEALTH_PATHS:
+        if request.path_info not in HEALTH_PATHS or settings.WEBXAMPLE_HEALTH_VIEW:
             return self.get_response(request)
-        checks = run_checks()
-        healthy = all(checks.values())
-        status = 200 if healthy else 503
-        if getattr(settings, "WEBXAMPLE_FAULT", "") == "health":
-            healthy, status = False, 500
-        payload = {
-            "status": "ok" if healthy else "fail",
-            "release": settings.RELEASE_ID,
-            "version": __version__,
-            "checks": checks,
-        }
-        response = JsonResponse(payload, status=status)
-        response["Cache-Control"] = "no-store"
-        return response
+        return health_response()
 
 
 class FaultInjectionMiddleware:
-    """Test-only: WEBXAMPLE_FAULT=proxied|public fails requests that came through a proxy."""
+    """Test-only: WEBXAMPLE_FAULT=proxied|public fails requests that came through a proxy;
+    WEBXAMPLE_FAULT=die kills the release WEBXAMPLE_DIE_AFTER seconds after the first
+    request the public site sent it, for good (see webxample.boot)."""
 
     def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        self.timer: threading.Timer | None = None
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         fault = getattr(settings, "WEBXAMPLE_FAULT", "")
         proxied = "HTTP_X_FORWARDED_FOR" in request.META
         preview = "HTTP_X_ZERODOWNTIME_PREVIEW" in request.META
+        public = proxied and not preview
+        dying = fault == "die" and public and request.path_info not in HEALTH_PATHS
+        if dying and self.timer is None:
+            self.timer = threading.Timer(settings.WEBXAMPLE_DIE_AFTER, die)
+            self.timer.daemon = True
+            self.timer.start()
         if fault == "proxied" and proxied:
             return HttpResponseServerError(
                 "WEBXAMPLE_FAULT=proxied: simulated failure behind the proxy\n",
@@ -124,3 +143,16 @@ class FaultInjectionMiddleware:
                 content_type="text/plain",
             )
         return self.get_response(request)
+
+
+def dead_marker() -> Path:
+    return Path(os.environ.get("RELEASE_PATH", "/tmp")) / ".webxample-dead"
+
+
+def die() -> None:
+    """Test-only (WEBXAMPLE_FAULT=die): mark the release dead (it then fails at boot, see
+    webxample.boot) and kill its gunicorn, workers and all."""
+    logger.error("WEBXAMPLE_FAULT=die: this release dies now")
+    dead_marker().touch()
+    os.kill(os.getppid(), signal.SIGKILL)
+    os._exit(1)

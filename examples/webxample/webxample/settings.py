@@ -46,12 +46,15 @@ def env_float(name: str, default: float = 0.0) -> float:
 
 
 # --- Fault injection (test-only knobs, see README) --------------------------------
-FAULTS = {"", "health", "import", "proxied", "public"}
+FAULTS = {"", "health", "import", "proxied", "public", "die"}
 WEBXAMPLE_FAULT = os.environ.get("WEBXAMPLE_FAULT", "").strip().lower()
 if WEBXAMPLE_FAULT not in FAULTS:
     raise ImproperlyConfigured(
         f"WEBXAMPLE_FAULT must be one of {sorted(FAULTS)}, got {WEBXAMPLE_FAULT!r}"
     )
+
+# WEBXAMPLE_FAULT=die: seconds after the first public request before the release dies.
+WEBXAMPLE_DIE_AFTER = env_float("WEBXAMPLE_DIE_AFTER", 5.0)
 
 # Simulated slow boot of the web app (e.g. warming caches, loading a model);
 # applied in webxample.wsgi / webxample.asgi, so management commands stay fast.
@@ -65,6 +68,10 @@ ALLOWED_HOSTS = [h.strip() for h in env_required("WEBXAMPLE_ALLOWED_HOSTS").spli
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("Required environment variable WEBXAMPLE_ALLOWED_HOSTS is not set")
 DEBUG = env_bool("WEBXAMPLE_DEBUG", False)
+
+# Answer /health with a plain view, after host validation and the HTTPS redirect, as most
+# real projects do (by default a first middleware answers it whatever the Host header).
+WEBXAMPLE_HEALTH_VIEW = env_bool("WEBXAMPLE_HEALTH_VIEW", False)
 
 # Set by the deployer; shown on the home page and in /health.
 RELEASE_ID = os.environ.get("RELEASE_ID", "")
@@ -116,10 +123,12 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Static files (served by nginx from STATIC_ROOT) -------------------------------
+# --- Static files and uploads (both served by nginx) ---------------------------------
 STATIC_URL = "/static/"
 # A relative path is taken from the working directory (the release, when deployed).
 STATIC_ROOT = str(Path(env_required("WEBXAMPLE_STATIC_ROOT")).resolve())
+MEDIA_URL = "/media/"
+MEDIA_ROOT = str(Path(os.environ.get("WEBXAMPLE_MEDIA_ROOT", "media")).resolve())
 
 # --- i18n ------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -129,6 +138,8 @@ USE_TZ = True
 
 # --- Behind nginx ----------------------------------------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Production settings often force HTTPS: plain-HTTP requests get a 301 to https://.
+SECURE_SSL_REDIRECT = env_bool("WEBXAMPLE_SSL_REDIRECT", False)
 X_FRAME_OPTIONS = "DENY"
 
 # --- Logging: everything to stdout (journald / gunicorn capture it) ----------------
