@@ -51,19 +51,21 @@ def previous_release(host) -> str:
 
 def test_v2_serves_and_v1_stands_by_for_an_instant_rollback(host, current_release, previous_release):
     status = host.run("supervisorctl status").stdout.strip().splitlines()
-    programs = sorted(line.split()[:2] for line in status if line.startswith("webxample-"))
-    assert programs == sorted([[f"webxample-{current_release}", "RUNNING"],
-                               [f"webxample-{previous_release}", "RUNNING"]])
-    # deploy_standby_seconds (600 s) after the deploy, a timer stops v1.
-    timer = f"zdt-standby-webxample-{previous_release}.timer"
-    assert host.run(f"systemctl is-active {timer}").stdout.strip() == "active"
+    programs = sorted(line.split()[:2] for line in status if line.startswith("webxample@"))
+    assert programs == sorted([[f"webxample@{current_release}.web", "RUNNING"],
+                               [f"webxample@{previous_release}.web", "RUNNING"]])
+    # For deploy_standby_seconds (600 s) the host watches v2, then stops v1.
+    assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() == "active"
+    assert host.run("systemctl is-enabled zdt-standby-webxample.service").stdout.strip() == "enabled"
+    window = json.loads(host.run("cat /var/lib/zerodowntime/webxample/standby.json").stdout)
+    assert (window["serving"], window["standby"]) == (current_release, previous_release)
 
 
 def test_nginx_no_longer_falls_back_to_v1(host, current_release, previous_release):
     site = host.file("/etc/nginx/conf.d/webxample.conf").content_string
     assert f"/run/{current_release}.sock" in site
     assert f"/run/{previous_release}.sock" not in site and " backup;" not in site
-    assert not host.file("/etc/nginx/conf.d/webxample-preview.conf").exists
+    assert not host.file("/etc/nginx/conf.d/webxample.preview.conf").exists
 
 
 def test_only_the_serving_and_standby_sockets_exist(host, current_release, previous_release):
@@ -98,7 +100,7 @@ def test_supervisor_control_socket_is_not_world_writable(host):
 
 
 def test_health_checks_have_their_own_nginx_log(host):
-    assert host.file("/var/log/nginx/webxample-health.log").contains("GET /health")
+    assert host.file("/var/log/nginx/webxample.health.log").contains("GET /health")
 
 
 def test_v2_booted_slowly(host, current_release):
