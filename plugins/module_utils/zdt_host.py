@@ -197,13 +197,22 @@ def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
 
 
 def take_lock(lock: Lock, action: str, release: str, wait: float, log) -> dict | None:  # noqa: ANN001
+    """The app's lock for this helper, waiting up to WAIT seconds while someone else holds it
+    (a deploy or a rollback: this helper never breaks a lock); None when it stays held."""
     owner = {"action": action, "user": "zdt-standby", "controller": os.uname().nodename, "release": release,
              "started_at": now_utc()}
-    try:
-        return lock.take(owner, wait=wait, host_process=True)
-    except LockHeld as held:
-        log(held.describe(lock.app.name))
-        return None
+    deadline, said = time.monotonic() + wait, False
+    while True:
+        try:
+            return lock.take(owner, wait=min(wait, 30), host_process=True)
+        except LockHeld as held:
+            if not said:
+                log(f"waiting: {held.describe(lock.app.name)}")
+                said = True
+            if time.monotonic() >= deadline:
+                log(f"gave up after {wait:g} s: {held.describe(lock.app.name)}")
+                return None
+            time.sleep(1)
 
 
 def rollback(app: App, state: dict, why: str, log) -> bool:  # noqa: ANN001

@@ -14,9 +14,10 @@ description:
     ones it replaces).
   - O(mode=refuse) fails, naming them, before anything changes. O(mode=ignore) goes on: the target then runs
     on a schema it does not know (a column it does not fill that is NOT NULL fails its inserts).
-    O(mode=unapply) unapplies them first with the serving release's code (C(migrate APP TARGET_LEAF) per app;
-    an app the target does not have goes to C(zero)); the serving release keeps running on the older schema
-    until the switch.
+    O(mode=unapply) unapplies them with the code of O(serving) (the release that has their files:
+    C(migrate APP TARGET_LEAF) per app; an app the target does not have goes to C(zero)). The deploy role runs
+    it right after a rollback's switch, so the release that serves then is the target, and O(serving) names
+    the release rolled back from.
 version_added: 0.1.0
 options:
   app_name:
@@ -32,7 +33,7 @@ options:
     type: str
     required: true
   serving:
-    description: The release that serves (its code unapplies, with O(mode=unapply)).
+    description: The release whose code has the migrations' files (O(mode=unapply)).
     type: str
     default: ""
   manage_command:
@@ -116,8 +117,9 @@ def main() -> None:
         module.fail_json(msg=f"the database has migrations that release {params['target']} does not know: "
                              f"{', '.join(unknown)} (applied by a later release). Rolling back would run "
                              f"{params['target']} on a schema it does not know. Nothing was changed. To go on "
-                             "anyway: -e deploy_rollback_migrations=ignore; to unapply them first with the serving "
-                             "release's code: -e deploy_rollback_migrations=unapply (see the deploy role's README).",
+                             "anyway: -e deploy_rollback_migrations=ignore; to unapply them (with the code of the release "
+                             "rolled back from, right after the switch): -e deploy_rollback_migrations=unapply (see "
+                             "the deploy role's README).",
                          **result)
     if not serving:
         module.fail_json(msg="mode=unapply needs the serving release", **result)

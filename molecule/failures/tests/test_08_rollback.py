@@ -1,0 +1,108 @@
+"""8. Rollback: the same health-gated switch back; instant within the standby window; refused
+before anything changes when the target is missing, badly named, or does not know the schema."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from conftest import (
+    BASE_ENV,
+    history,
+    load,
+    previous_release,
+    program,
+    run,
+    squash,
+    stage,
+    state,
+    tail,
+    wait_for,
+)
+
+
+def program_pid(host, release: str) -> str:
+    return host.run(f"supervisorctl pid {program(release)}").stdout.strip()
+
+
+def test_rollback_returns_to_the_previous_release_under_load(host, serving):
+    deployed = run("deploy.yml", source=stage("2.0.0"))
+    assert deployed.returncode == 0, tail(deployed)
+    before = state(host)
+    assert before["serving"] != serving["serving"]
+    started = time.monotonic()
+    with load(host, "rollback") as report:
+        result = run("rollback.yml")
+    report["rollback_seconds"] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, tail(result)
+    after = state(host)
+    assert after["serving"] == serving["serving"]
+    assert after["running"] == [program(serving["serving"])] and not after["lock"]
+    assert report["failed"] == 0, report
+
+
+def test_instant_rollback_is_only_an_nginx_switch(host, serving):
+    """With a standby window the previous release's program keeps running after a deploy: a
+    rollback inside the window starts nothing; the window's end stops the other one."""
+    env = {**BASE_ENV, "WEBXAMPLE_KILL_CASE": "standby"}
+    deployed = run("deploy.yml", "-e", "deploy_standby_seconds=600", source=stage("2.0.0"), env=env)
+    assert deployed.returncode == 0, tail(deployed)
+    before = state(host)
+    previous = previous_release(host)
+    assert before["running"] == sorted([program(before["serving"]), program(previous)])
+    assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() == "active"
+    pid = program_pid(host, previous)
+    started = time.monotonic()
+    with load(host, "instant-rollback") as report:
+        result = run("rollback.yml", "-e", "deploy_standby_seconds=5")
+    report["rollback_seconds"] = round(time.monotonic() - started, 1)
+    assert result.returncode == 0, tail(result)
+    after = state(host)
+    assert after["serving"] == previous and program_pid(host, previous) == pid, "the standby was restarted"
+    assert report["failed"] == 0, report
+    # The release rolled back from stands by for 5 s; then the host stops it.
+    final = wait_for(lambda: (lambda s: s if s["running"] == s["programs"] == [program(previous)] else None)(
+        state(host)), 60, 1)
+    assert final, state(host)
+    assert not final["lock"] and final["serving"] == previous
+    assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() != "active"
+
+
+def test_rollback_to_a_missing_release_is_refused(host, serving):
+    result = run("rollback.yml", "-e", "deploy_rollback_to=0.0.1-deadbeef")
+    assert result.returncode != 0
+    assert "0.0.1-deadbeef" in squash(result) and "no complete release" in squash(result), tail(result)
+    assert state(host) == serving
+    assert history(host)[-1]["result"] == "refused"
+
+
+@pytest.mark.parametrize("target", ["", "../etc", "a b", "1.0.0\n"])
+def test_rollback_to_a_bad_name_is_refused(host, serving, target):
+    result = run("rollback.yml", "-e", json.dumps({"deploy_rollback_to": target}))
+    assert result.returncode != 0
+    assert "deploy_rollback_to" in squash(result), tail(result)
+    assert state(host) == serving
+
+
+def test_rollback_across_an_unknown_migration_is_refused_then_unapplied(host, serving):
+    """A release that added a NOT NULL column: rolling back to one that does not know it is
+    refused, naming the migration; with deploy_rollback_migrations=unapply it is unapplied
+    with the serving release's code first, and the rolled-back release writes again."""
+    deployed = run("deploy.yml", source=stage("3.0.0", "newcolumn"))
+    assert deployed.returncode == 0, tail(deployed)
+    before = state(host)
+    refused = run("rollback.yml", "-e", f"deploy_rollback_to={serving['serving']}")
+    assert refused.returncode != 0
+    message = squash(refused)
+    assert "pages.0004_greeting_lang" in message and "does not know" in message, tail(refused)
+    assert "deploy_rollback_migrations=unapply" in message
+    assert state(host) == before
+    with load(host, "rollback-unapply") as report:
+        result = run("rollback.yml", "-e", f"deploy_rollback_to={serving['serving']}",
+                     "-e", "deploy_rollback_migrations=unapply")
+    assert result.returncode == 0, tail(result)
+    assert state(host)["serving"] == serving["serving"]
+    # The rolled-back release can write again: a job is a row it creates.
+    assert host.run("curl -s -o /dev/null -w '%{http_code}' -X POST http://localhost/jobs/").stdout == "201"
+    assert report["failed"] == 0, report

@@ -1,0 +1,66 @@
+"""11. A release that dies after the switch is rolled back automatically: by the deploy's
+watch while the run lasts, and by the host-side helper during the standby window after it."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from conftest import (
+    APP_ROOT,
+    BASE_ENV,
+    RATE,
+    history,
+    load,
+    program,
+    release_of,
+    run,
+    squash,
+    stage,
+    state,
+    tail,
+    wait_for,
+)
+
+
+def dying(after: float, case: str) -> dict:
+    return {**BASE_ENV, "WEBXAMPLE_FAULT": "die", "WEBXAMPLE_DIE_AFTER": str(after), "WEBXAMPLE_KILL_CASE": case}
+
+
+def test_release_dying_during_the_deploys_watch_is_rolled_back(host, serving):
+    with load(host, "watch-in-run") as report:
+        result = run("deploy.yml", "-e", "deploy_watch_seconds=10", source=stage("2.0.0"), env=dying(2, "watch"))
+    assert result.returncode != 0
+    message = squash(result)
+    assert 'failed at step "watch"' in message, tail(result)
+    assert f"Rolled back: release {serving['serving']} serves again" in message
+    # The old release was still nginx's backup during the watch: no request failed.
+    assert report["failed"] == 0, report
+    after = state(host)
+    assert after["serving"] == serving["serving"] and after["running"] == [program(serving["serving"])]
+    assert not host.file(f"{APP_ROOT}/releases/{release_of(message)}").exists
+
+
+def test_release_dying_after_the_deploy_is_rolled_back_by_the_host(host, serving):
+    with load(host, "watch-by-host") as report:
+        deployed = run("deploy.yml", "-e", "deploy_watch_seconds=0", "-e", "deploy_standby_seconds=300",
+                       source=stage("2.0.0"), env=dying(8, "host"))
+        assert deployed.returncode == 0, tail(deployed)
+        dead = state(host)["serving"]
+        assert dead != serving["serving"]
+        back = wait_for(lambda: state(host)["serving"] == serving["serving"], 90, 0.5)
+        time.sleep(2)
+    assert back, state(host)
+    entry = history(host)[-1]
+    assert (entry["action"], entry["result"], entry["user"]) == ("rollback", "rolled_back", "zdt-standby"), entry
+    assert entry["from_release"] == dead and entry["release"] == serving["serving"]
+    died_at = float(host.run(f"stat -c %Y {APP_ROOT}/releases/{dead}/.webxample-dead").stdout)
+    rolled_back_at = datetime.fromisoformat(entry["finished_at"].replace("Z", "+00:00")).timestamp()
+    report["crash_to_rollback_s"] = round(rolled_back_at - died_at, 1)
+    report["seconds_of_errors"] = round(report["failed"] / RATE, 1)
+    after = state(host)
+    assert after["running"] == after["programs"] == [program(serving["serving"])], after
+    assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() != "active"
+    # A few seconds of errors at most (between the death and the rollback), never minutes.
+    assert report["crash_to_rollback_s"] <= 10, report
+    assert report["seconds_of_errors"] <= 10, report
