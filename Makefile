@@ -17,7 +17,7 @@ export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
-.PHONY: help setup apt venv image demo bench test test-failures lint molecule clean
+.PHONY: help setup apt venv image demo bench test test-failures lint units molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,17 +49,21 @@ bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 
 
 lint: venv  ## ansible-lint (production profile), ruff, role docs and specs in sync
 	ansible-lint
-	ruff check examples tools molecule plugins
+	ruff check examples tools molecule plugins tests
 	python tools/role_docs.py --check
 
-molecule: setup  ## The core scenario, then the failure matrix (~25 min)
+units: venv  ## Unit tests of the module_utils and filters (naming, ownership, lock, inputs)
+	python -m pytest -q -p no:cacheprovider tests/unit
+
+molecule: setup  ## The core scenario, a real Django project beside another app, the failure matrix
 	cd $(CURDIR) && molecule test -s default
+	cd $(CURDIR) && molecule test -s realapp
 	cd $(CURDIR) && molecule test -s failures
 
 test-failures: setup  ## The failure matrix alone (molecule scenario `failures`, ~20 min)
 	cd $(CURDIR) && molecule test -s failures
 
-test: setup lint molecule  ## Lint, then both molecule scenarios
+test: setup lint units molecule  ## Lint, unit tests, then every molecule scenario
 
 clean:  ## Remove the sandbox container and build outputs (keeps the image)
 	-sandbox/sandbox.sh stop $(SANDBOX)

@@ -32,6 +32,7 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import L
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import (
     Supervisor,
     SupervisorError,
+    is_active,
     remove_programs,
     set_active,
 )
@@ -106,7 +107,9 @@ def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], 
     try:
         for process in [WEB, *processes]:
             state = supervisor.state(app.program(release, process))
-            if state not in ("RUNNING",):
+            # STARTING: just started (a singleton the handover started is within its
+            # settle time); a program that keeps failing goes BACKOFF, then FATAL.
+            if state not in ("RUNNING", "STARTING"):
                 return f"its program {app.program(release, process)} is {state or 'gone'}"
     except SupervisorError as error:
         return str(error)
@@ -160,9 +163,9 @@ def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_tex
     doomed = [p for p in programs if p["release"] == failed]
     if doomed:
         step(f"programs of {failed} removed", lambda: ", ".join(remove_programs(app, supervisor, doomed)))
-    parked = [p for p in programs if p["release"] == target and p["process"] != WEB]
+    parked = [p for p in programs if p["release"] == target and p["process"] != WEB and not is_active(p["text"])]
     for program in parked:
-        step(f"{program['program']} active", lambda p=program: set_active(app, supervisor, p, True) and None)
+        step(f"{program['program']} started again", lambda p=program: set_active(app, supervisor, p, True) and None)
     return done, errors
 
 

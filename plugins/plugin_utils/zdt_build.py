@@ -128,7 +128,7 @@ def build(spec: dict) -> dict:
         else:
             _run(pip + ["-r", str(src / settings["requirements"])], f"pip wheel -r {settings['requirements']}")
             version = settings["version"]
-            wanted += ["-r", settings["requirements"]]
+            wanted.append(f"-r {settings['requirements']}")
         if extras:
             _run(pip + extras, "pip wheel of deploy_extra_requirements " + " ".join(extras))
             wanted += extras

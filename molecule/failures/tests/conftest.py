@@ -11,97 +11,40 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import subprocess
 import sys
-import time
-from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(REPO / "tools"))
-from heyreport import parse  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
+from testlib import (  # noqa: E402, F401 - the cases import these from here
+    REPO,
+    STAGE,
+    ansible_env,
+    playbook_cmd,
+    release_of,
+    run,
+    save_results,
+    squash,
+    stage,
+    tail,
+    wait_for,
+)
+from testlib import load as _load  # noqa: E402
 
 APP = "webxample"
 APP_ROOT = f"/srv/{APP}"
 STATE_DIR = f"/var/lib/zerodowntime/{APP}"
-STAGE = REPO / "build" / "molecule"
 SANDBOX_VARS = yaml.safe_load((REPO / "inventories/sandbox/group_vars/sandbox.yml").read_text())
 BASE_ENV: dict[str, str] = SANDBOX_VARS["webxample_env"]
 SECRET = BASE_ENV["WEBXAMPLE_SECRET_KEY"]
 FAST = ["-e", "deploy_health_timeout=10"]
-RESULTS: dict[str, dict] = {}
 # The core test and the benchmark load at 200 requests/s; this matrix runs many deploys,
 # so it loads at 100/s to keep `make test` within its budget on 2 cores.
 RATE = int(os.environ.get("ZDT_FAILURES_RATE", "100"))
-
-
-# --- running the playbooks ------------------------------------------------------------
-
-def ansible_env() -> dict[str, str]:
-    return {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
-            "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_FORCE_COLOR": "0",
-            "ANSIBLE_COLLECTIONS_PATH": f"{REPO / 'collections'}:{Path.home() / '.ansible/collections'}",
-            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_PIPELINING": "true"}
-
-
-def playbook_cmd(playbook: str, *extra: str, source: Path | None = None, env: dict | None = None) -> list[str]:
-    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(REPO / "playbooks" / playbook)]
-    if source is not None:
-        cmd += ["-e", f"deploy_source_path={source}"]
-    if env is not None:
-        cmd += ["-e", json.dumps({"deploy_env": env})]
-    return cmd + list(extra)
-
-
-def run(playbook: str, *extra: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(playbook_cmd(playbook, *extra, **kwargs), capture_output=True, text=True, timeout=900,
-                          env=ansible_env())
-
-
-def stage(version: str, variant: str = "") -> Path:
-    """A copy of webxample at VERSION; VARIANT 'brokenmigration' adds a migration that raises,
-    'newcolumn' one that adds a NOT NULL column (a schema the older releases do not know)."""
-    dest = STAGE / (f"webxample-{version}" + (f"-{variant}" if variant else ""))
-    if not dest.exists():
-        subprocess.run([str(REPO / "examples/stage_release.sh"), version, str(dest)], check=True,
-                       capture_output=True)
-        migrations = dest / "webxample/pages/migrations"
-        if variant == "brokenmigration":
-            (migrations / "0099_broken.py").write_text(
-                "from django.db import migrations\n\n\n"
-                "def fail(apps, schema_editor):\n"
-                "    raise RuntimeError('this migration is broken on purpose')\n\n\n"
-                "class Migration(migrations.Migration):\n"
-                "    dependencies = [('pages', '0003_jobs')]\n"
-                "    operations = [migrations.RunPython(fail)]\n")
-        elif variant == "newcolumn":
-            (migrations / "0004_greeting_lang.py").write_text(
-                "from django.db import migrations, models\n\n\n"
-                "class Migration(migrations.Migration):\n"
-                "    dependencies = [('pages', '0003_jobs')]\n"
-                "    operations = [migrations.AddField('greeting', 'lang', models.CharField(max_length=8,"
-                " default='en'), preserve_default=False)]\n")
-    return dest
-
-
-def squash(result: subprocess.CompletedProcess | str) -> str:
-    """What ansible-playbook said, on stdout and stderr, as one line: Ansible folds long
-    messages and escapes quotes in them, so compare with both undone."""
-    text = result if isinstance(result, str) else result.stdout + "\n" + result.stderr
-    return re.sub(r"\s+", " ", text.replace('\\"', '"').replace("\\'", "'"))
-
-
-def tail(result: subprocess.CompletedProcess) -> str:
-    return (result.stdout + result.stderr)[-4000:]
-
-
-def release_of(output: str) -> str:
-    match = re.search(r"release ([0-9][A-Za-z0-9._-]*-[0-9a-f]{8})", output)
-    return match.group(1) if match else ""
+load = partial(_load, rate=RATE)
 
 
 # --- what users and operators see -------------------------------------------------------
@@ -160,37 +103,6 @@ def assert_untouched(before: dict, after: dict, report: dict) -> None:
     assert report["requests"] >= 200, report
 
 
-def wait_for(predicate, seconds: float, pause: float = 0.5):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(pause)
-
-
-# --- load ---------------------------------------------------------------------------------
-
-@contextmanager
-def load(host, name: str, rate: int = RATE, url: str = "http://localhost/", extra: str = ""):
-    """RATE requests/s through nginx for the duration of the block; yields hey's report."""
-    unit = f"zdt-load-{name}"
-    host.run(f"mkdir -p /var/tmp/zdt-load; systemctl reset-failed {unit}")
-    host.run_expect([0], f"systemd-run --unit={unit} --property=StandardOutput=file:/var/tmp/zdt-load/{name}.txt "
-                    f"hey -z 900s -c 10 -q {max(rate // 10, 1)} {extra} {url}")
-    report: dict = {}
-    started = time.monotonic()
-    try:
-        yield report
-    finally:
-        host.run(f"systemctl kill --signal=SIGINT {unit}")
-        wait_for(lambda: host.run(f"systemctl is-active {unit}").stdout.strip() not in ("active", "deactivating"), 30)
-        report.update(parse(host.file(f"/var/tmp/zdt-load/{name}.txt").content_string))
-        report["load_seconds"] = round(time.monotonic() - started, 1)
-        RESULTS[name] = report
-        print(f"{name}: {json.dumps(report)}")
-
-
 # --- the baseline every case starts from --------------------------------------------------
 
 def healthy_baseline(s: dict) -> bool:
@@ -213,7 +125,4 @@ def serving(host) -> dict:
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:  # noqa: ANN001, ARG001
-    if RESULTS:
-        out = REPO / "build" / "failures-results.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(RESULTS, indent=1))
+    save_results("failures")

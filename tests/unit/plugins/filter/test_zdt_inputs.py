@@ -1,0 +1,44 @@
+"""The deploy's input checks: each problem names its variable."""
+
+from __future__ import annotations
+
+import pytest
+from ansible_collections.zerodowntime.web.plugins.filter.zdt_inputs import zdt_input_problems
+
+GOOD = {
+    "deploy_app_name": "shop", "deploy_app_root": "/srv/shop", "deploy_user": "shop", "deploy_release_id": "auto",
+    "deploy_source_path": "/src/shop", "deploy_source_git_repo": "", "deploy_env": {"SECRET": "a\nb 'c' $d"},
+    "deploy_wsgi_app": "shop.wsgi:application", "deploy_server_names": ["shop.example.com", "*.example.com"],
+    "deploy_health_path": "/health/", "deploy_verify_paths": ["/", "/about?x=1"], "deploy_static_dir": "var/static",
+    "deploy_static_url": "/static/", "deploy_media_dir": "media", "deploy_media_url": "/media/", "deploy_workers": 4,
+    "deploy_request_timeout": 60, "deploy_preview_port": 8099, "deploy_programs": [
+        {"name": "worker", "command": "celery -A shop worker", "kind": "worker", "numprocs": 2}],
+    "deploy_hooks": {"before_manage": "hooks/x.yml"}, "deploy_rollback_migrations": "refuse",
+}
+
+
+def test_good_inputs_pass():
+    assert zdt_input_problems(GOOD) == []
+
+
+@pytest.mark.parametrize("change,named", [
+    ({"deploy_app_name": "shop\n"}, "deploy_app_name"),
+    ({"deploy_release_id": "2.0\n"}, "deploy_release_id"),
+    ({"deploy_env": {"KEY\n": "1"}}, "deploy_env"),
+    ({"deploy_server_names": ["evil;"]}, "deploy_server_names"),
+    ({"deploy_server_names": []}, "deploy_server_names"),
+    ({"deploy_health_path": "health"}, "deploy_health_path"),
+    ({"deploy_verify_paths": ["/", "/a b"]}, "deploy_verify_paths[1]"),
+    ({"deploy_workers": 0}, "deploy_workers"),
+    ({"deploy_workers": 65}, "deploy_workers"),
+    ({"deploy_preview_port": 70000}, "deploy_preview_port"),
+    ({"deploy_static_dir": "../x"}, "deploy_static_dir"),
+    ({"deploy_programs": [{"name": "web", "command": "x"}]}, "deploy_programs[0]"),
+    ({"deploy_programs": [{"name": "w", "command": "x", "kind": "singleton", "numprocs": 2}]}, "deploy_programs[0]"),
+    ({"deploy_hooks": {"before_lunch": "x.yml"}}, "deploy_hooks.before_lunch"),
+    ({"deploy_source_path": ""}, "deploy_source_path"),
+    ({"deploy_user": "root"}, "deploy_user"),
+])
+def test_each_problem_names_its_variable(change, named):
+    problems = zdt_input_problems({**GOOD, **change})
+    assert problems and any(named in p for p in problems), problems

@@ -1,0 +1,84 @@
+"""supervisor program files, nginx main config and includes, the access-log counter, assets."""
+
+from __future__ import annotations
+
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import AccessLog
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import static_assets
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_nginx import _rewrite, with_shutdown_timeout
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import is_active, render, with_active
+
+
+def spec(**more) -> dict:
+    return {"process": "worker", "kind": "worker", "command": "/srv/shop/releases/1.0/with-env date +%s",
+            "user": "shop", **more}
+
+
+def test_a_program_file_starts_with_its_marker_and_escapes_percent():
+    app = App("shop")
+    text = render(app, "1.0", spec(), active=True)
+    assert text.startswith(app.marker("1.0", "worker", "worker"))
+    assert app.owns(app.program_conf("1.0", "worker"), text)["process"] == "worker"
+    assert "command=/srv/shop/releases/1.0/with-env date +%%s" in text
+    assert "[program:shop@1.0.worker]" in text and "stdout_logfile=/var/log/supervisor/%(program_name)s.log" in text
+
+
+def test_several_processes_get_their_own_names_and_logs():
+    text = render(App("shop"), "1.0", spec(numprocs=2), active=True)
+    assert "process_name=%(program_name)s_%(process_num)02d" in text
+    assert "%(program_name)s_%(process_num)02d.log" in text
+
+
+def test_parking_and_activating_flip_autostart_only():
+    text = render(App("shop"), "1.0", spec(), active=True)
+    parked = with_active(text, False)
+    assert not is_active(parked) and is_active(with_active(parked, True))
+    assert with_active(parked, True) == text
+
+
+def test_worker_shutdown_timeout_is_raised_never_lowered():
+    base = "user www-data;\npid /run/nginx.pid;\nevents {}\n"
+    raised = with_shutdown_timeout(base, 70)
+    assert "pid /run/nginx.pid;\nworker_shutdown_timeout 70s;\n" in raised
+    assert with_shutdown_timeout(raised, 30) == raised
+    assert "worker_shutdown_timeout 90s;" in with_shutdown_timeout(raised, 90)
+
+
+def test_a_candidate_replaces_the_file_inside_the_glob_that_includes_it(tmp_path):
+    conf = tmp_path / "conf.d"
+    conf.mkdir()
+    (conf / "a.conf").write_text("")
+    (conf / "shop.conf").write_text("")
+    main = f"http {{\n    include {conf}/*.conf;\n}}\n"
+    text = _rewrite(main, str(tmp_path), "/tmp/candidate", str(conf / "shop.conf"))
+    assert f"include {conf}/a.conf;" in text and "include /tmp/candidate;" in text
+    assert f"include {conf}/shop.conf;" not in text
+    # A new file the glob would pick up is tested too.
+    text = _rewrite(main, str(tmp_path), "/tmp/candidate", str(conf / "shop.preview.conf"))
+    assert "include /tmp/candidate;" in text and f"include {conf}/shop.conf;" in text
+
+
+def test_the_access_log_counts_a_releases_own_answers_and_5xx(tmp_path):
+    log = tmp_path / "access.log"
+    log.write_text("")
+    counter = AccessLog(str(log), "/srv/shop/run/2.0.sock")
+    new, old = "unix:/srv/shop/run/2.0.sock", "unix:/srv/shop/run/1.0.sock"
+    lines = [
+        f'1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "hey" rt=0.01 us=200 ua={new}',
+        f'1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "hey" rt=0.01 us=502, 200 ua={new}, {old}',
+        f'1.2.3.4 - - [x] "GET / HTTP/1.1" 500 5 "-" "hey" rt=0.01 us=500 ua={new}',
+        f'1.2.3.4 - - [x] "GET / HTTP/1.1" 200 5 "-" "hey" rt=0.01 us=200 ua={old}',
+        '1.2.3.4 - - [x] "GET /static/a.css HTTP/1.1" 200 5 "-" "hey" rt=0.00 us=- ua=-',
+    ]
+    log.write_text("\n".join(lines) + "\n")
+    counter.read()
+    assert (counter.answers, counter.errors) == (3, 2)
+    assert counter.failing(0.5, 2) and not counter.failing(0.9, 2) and not counter.failing(0.1, 3)
+
+
+def test_assets_under_the_static_url_are_found_in_a_page():
+    page = ('<link rel="stylesheet" href="/static/site.css"><link rel="canonical" href="/static/no.css">'
+            '<script src="/static/app.js?v=2"></script><img src="https://cdn.example/static/x.png">'
+            '<img src="/media/photo.jpg"><link rel="icon" href="/static/favicon.ico">')
+    assert static_assets(page, "/", "/static/", "shop.example.test") == [
+        "/static/site.css", "/static/app.js?v=2", "/static/favicon.ico"]
