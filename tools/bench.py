@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -30,16 +31,11 @@ HOST = "zdt-sandbox"
 STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime").split()
 DELAYS = [int(d) for d in os.environ.get("BENCH_DELAYS", "0 10 30").split()]
 RATE, CONCURRENCY = 200, 10
-PHASES = {  # task-name prefix -> phase of our deploy
-    "build |": "build", "preflight |": "release", "lock |": "release", "layout |": "release",
-    "release |": "release", "install |": "start", "program |": "start",
-    "preview |": "preview", "switch |": "switch", "site |": "switch", "activate |": "switch",
-    "finish |": "drain", "retire |": "stop old", "cleanup |": "cleanup", "unlock |": "cleanup",
-}
-CREATE_TASK = "release | Create the release (unpack"  # its result has the seconds of venv and pip
-START_TASK = "program | Run the release's program"  # its result has the seconds until healthy
-
-
+# Every task of a deploy belongs to the step whose file ran last: each step file of the
+# deploy role (roles/deploy/tasks/<step>.yml) begins with a task, and the tasks of the
+# roles a step includes run after it. Seconds that the app itself spends are read from
+# the modules' results: venv and pip (zdt_release), the boot until healthy (zdt_program).
+STEP_FILE = re.compile(r"/roles/deploy/tasks/(\w+)\.yml:\d+$")
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kwargs)
 
@@ -89,28 +85,26 @@ def load(action: str) -> None:
 def phases(json_stdout: str) -> dict:
     data = json.loads(json_stdout[json_stdout.index("{"):])
     totals: dict[str, float] = {}
-    finishing = False
+    step = "preflight"
     for play in data["plays"]:
         for task in play["tasks"]:
-            name = task["task"]["name"]
             duration = task["task"]["duration"]
             if not duration.get("end"):
                 continue
-            start = datetime.fromisoformat(duration["start"].rstrip("Z")).timestamp()
-            end = datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
-            bare = name.split(" : ", 1)[-1]
-            finishing = finishing or bare.startswith("finish |")
-            phase = next((p for prefix, p in PHASES.items() if bare.startswith(prefix)), "other")
-            if finishing and bare.startswith("site |"):
-                phase = "drain"  # the finish's reload without the backup, then the drain
+            found = STEP_FILE.search(task["task"].get("path", ""))
+            if found and found.group(1) not in ("main", "flow"):
+                step = found.group(1)
+            seconds = (datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
+                       - datetime.fromisoformat(duration["start"].rstrip("Z")).timestamp())
             timings = task["hosts"].get(HOST, {}).get("timings") or {}
-            seconds = end - start
-            if bare.startswith(CREATE_TASK):
-                totals["pip install"] = totals.get("pip install", 0) + timings.get("venv", 0) + timings.get("pip", 0)
-            if bare.startswith(START_TASK):  # the program starts, then the release boots until healthy
-                totals["health wait"] = totals.get("health wait", 0) + timings.get("health", 0)
-                seconds -= timings.get("health", 0)
-            totals[phase] = totals.get(phase, 0) + seconds
+            if "pip" in timings:
+                pip = timings.get("venv", 0) + timings.get("pip", 0)
+                totals["pip install"] = totals.get("pip install", 0) + pip
+                seconds -= pip
+            if "health" in timings:
+                totals["health wait"] = totals.get("health wait", 0) + timings["health"]
+                seconds -= timings["health"]
+            totals[step] = totals.get(step, 0) + seconds
     return {k: round(v, 1) for k, v in sorted(totals.items())}
 
 
