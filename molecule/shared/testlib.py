@@ -39,7 +39,7 @@ def playbook_cmd(playbook: str, *extra: str, source: Path | None = None, env: di
 
 def run(playbook: str, *extra: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(playbook_cmd(playbook, *extra, **kwargs), capture_output=True, text=True, timeout=900,
-                          env=ansible_env())
+                          env=ansible_env(), check=False)
 
 
 def stage(version: str, variant: str = "") -> Path:

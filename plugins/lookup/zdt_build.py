@@ -6,7 +6,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 name: zdt_build
 short_description: Build a release artifact (wheelhouse, and the code of a source-tree app) on the controller
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 version_added: 0.1.0
 description:
   - Builds the artifact a release is created from, once, on the controller, and returns what it built. A

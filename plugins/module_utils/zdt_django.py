@@ -46,7 +46,7 @@ def _manage(release_path: str, manage_command: str, args: list[str], user: str |
             os.setgid(entry.pw_gid)
             os.setuid(entry.pw_uid)
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": release_path}
-    proc = subprocess.run(argv, cwd=release_path, capture_output=True, text=True, env=env, preexec_fn=preexec)
+    proc = subprocess.run(argv, cwd=release_path, capture_output=True, text=True, env=env, preexec_fn=preexec, check=False)
     if proc.returncode != 0:
         lines = (proc.stdout + proc.stderr).strip().splitlines()
         raise DjangoError(f"`{' '.join(args[:2])}` in {release_path} failed (rc {proc.returncode}): "

@@ -20,7 +20,6 @@ import os
 import pkgutil
 import re
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 
@@ -302,15 +301,13 @@ def run_window(app: App, log) -> int:  # noqa: ANN001
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str], log) -> int:  # noqa: ANN001
+    """The launcher's entry point (it passes its own logging, to systemd's journal)."""
     parser = argparse.ArgumentParser(description="zerodowntime.web standby window of an app")
     parser.add_argument("command", choices=["standby"])
     parser.add_argument("--app", required=True)
     parser.add_argument("--root", required=True)
     args = parser.parse_args(argv)
-
-    def log(text: str) -> None:
-        print(text, flush=True)
     return run_window(App(args.app, args.root), log)
 
 
@@ -332,7 +329,7 @@ def helper_files() -> dict[str, str]:
         "import sys\n"
         f"sys.path.insert(0, {HELPER_DIR + '/lib'!r})\n"
         f"from {PACKAGE} import zdt_host  # noqa: E402\n"
-        "sys.exit(zdt_host.main())\n")
+        "sys.exit(zdt_host.main(sys.argv[1:], lambda text: print(text, flush=True)))\n")
     return files
 
 
@@ -368,8 +365,4 @@ def install_helper(app: App) -> list[str]:
 
 
 def systemctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemctl", *args], capture_output=True, text=True)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True, check=False)

@@ -148,12 +148,8 @@ class App:
             target = os.readlink(link).rstrip("/")
         except OSError:
             return ""
-        if target.startswith("/"):
-            head, _, release = target.rpartition("/")
-            ok = head == self.releases
-        else:
-            head, _, release = target.rpartition("/")
-            ok = head == "releases"
+        head, _sep, release = target.rpartition("/")
+        ok = head == (self.releases if target.startswith("/") else "releases")
         return release if ok and valid_release(release) else ""
 
     def link_value(self, release: str) -> str:

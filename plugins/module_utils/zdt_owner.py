@@ -56,7 +56,7 @@ class Owner:
         """Run ARGV as the app user (module.run_command cannot drop privileges or priority);
         fail the module with the command's last lines when it fails."""
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=self.env(),
-                              preexec_fn=self.demote)
+                              preexec_fn=self.demote, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip().splitlines()
             module.fail_json(msg=f"{what} failed (rc {proc.returncode}): {' '.join(output[-3:])}",

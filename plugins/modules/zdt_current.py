@@ -7,12 +7,12 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_current
 short_description: Point C(current) at a release and C(previous) at the one it replaces, atomically
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Points C(APP_ROOT/current) at O(release) by renaming a new symlink over the old one (atomic), and
     C(previous) at the release C(current) pointed at before; nothing changes when C(current) already points
     at O(release).
-  - With O(previous) set, C(previous) is set to it instead ("" removes it): the deploy's rescue puts both
+  - With O(previous) set, C(previous) is set to it instead ("" removes it); the deploy's rescue puts both
     links back as they were.
   - Refuses a release that is not complete (no C(release.json)).
 version_added: 0.1.0
@@ -32,11 +32,15 @@ options:
   previous:
     description: Release C(previous) points at ("" removes the link); by default the one C(current) replaces.
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_handover
 short_description: Hand an app's background programs to the serving release, keep one release standing by
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Runs after a release is switched to and verified. The C(singleton) programs of every other release stop
     first (gracefully, each with its stop signal and stop wait), then the serving release's singletons start;
@@ -15,7 +15,7 @@ description:
   - Then the workers of every other release stop (gracefully, all at once), and every program of a release that
     neither serves nor stands by is removed. The standby keeps its web program running (a rollback to it is an
     nginx switch) with its workers and singletons parked (stopped, not started at boot).
-  - With O(window), it opens the standby window: the state the host-side helper needs goes to
+  - With O(window), it opens the standby window. The state the host-side helper needs goes to
     C(/var/lib/zerodowntime/APP/standby.json), the helper is installed or updated, and
     C(zdt-standby-APP.service) (enabled, so a reboot resumes it) is restarted. The helper watches the serving
     release until the window ends, goes back to the standby if the serving release dies, and removes the
@@ -46,11 +46,15 @@ options:
       C(links) (current and previous to go back to), C(manage) (C(command), C(user): the migration check),
       C(processes) (the serving release's programs besides web). Omit to keep the window as it is.
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_lock
 short_description: Take or release the deploy lock of an app, after checking the host
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - C(state=present) first checks the host (nginx and supervisord running, the preview port free), then takes
     the app's lock (C(/var/lib/zerodowntime/APP/lock), an atomic C(mkdir)) with a new token, and returns where
@@ -79,12 +79,16 @@ options:
   history_entry:
     description: (absent) The line to append to history.jsonl, as a dict.
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: In check mode nothing is written; the host is still read.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -258,9 +262,8 @@ def present(module: AnsibleModule, app: App, result: dict) -> None:
                      "reason": f"recovered by the {owner.get('action', 'deploy')} of {owner.get('release') or '?'}"
                                f": {dead.get('why', '')}"})
     if taken["broken"] is not None:
-        record(app, {**{k: taken["broken"].get(k, "") for k in ("action", "release", "user", "controller",
-                                                                  "started_at")},
-                     "result": "interrupted", "finished_at": now_utc(),
+        broken = {k: taken["broken"].get(k, "") for k in ("action", "release", "user", "controller", "started_at")}
+        record(app, {**broken, "result": "interrupted", "finished_at": now_utc(),
                      "reason": "lock broken with deploy_break_lock"})
     result.update(token=taken["token"], recovered=taken["recovered"], broken=taken["broken"])
 

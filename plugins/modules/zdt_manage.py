@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_manage
 short_description: Run a release's management commands (migrate, once-per-app commands, collectstatic, more), then mark it complete
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Runs, through the release's C(with-env) and as the app user (at nice 10), C(migrate) when O(migrate) is set,
     then each of O(once_commands) that never ran for this app on this host (recorded in
@@ -67,12 +67,16 @@ options:
     description: Token of the deploy lock (the module refuses to run without holding it when given).
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: In check mode nothing runs.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

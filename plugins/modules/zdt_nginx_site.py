@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_nginx_site
 short_description: Install an app's nginx files after nginx -t accepts them, reload once, check the release through nginx
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Tests the configuration as it would be with every change at once (O(files) written, O(absent) removed,
     C(worker_shutdown_timeout) raised in the main configuration) with C(nginx -t) on a temporary copy of the
@@ -16,7 +16,7 @@ description:
     until no worker of the old configuration accepts connections.
   - Then, optionally, asks nginx until the release answers its health path, each verify page and the static
     assets those pages reference (O(check)), and waits until the old workers have exited (O(drain_timeout)).
-  - With O(save_before), the content the first of O(files) had before is kept in that file (root only): the
+  - With O(save_before), the content the first of O(files) had before is kept in that file (root only); the
     deploy's rescue and the standby helper put it back to go back to the release that served.
 version_added: 0.1.0
 options:
@@ -55,11 +55,15 @@ options:
     description: After a reload, wait up to this many seconds for the old workers to exit (0 does not wait).
     type: int
     default: 0
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

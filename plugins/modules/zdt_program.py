@@ -7,12 +7,12 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_program
 short_description: Run a release's programs under supervisor and wait until they are healthy, or remove them
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - C(state=started) writes the release's gunicorn config and one supervisor program file per program (the web
     program, gunicorn on the release's own socket, and the app's O(programs)), each with the collection's
     ownership marker, adds them one group at a time (never a reload of the others), and starts the web program
-    and the workers. A C(singleton) program is written parked (not started): the handover starts it at the
+    and the workers. A C(singleton) program is written parked (not started); the handover starts it at the
     switch (M(zerodowntime.web.zdt_handover)).
   - Then it asks gunicorn on its own socket until it answers its health check, sending the site's Host and
     X-Forwarded-Proto, and waits until every worker has stayed up for its settle time. It gives up at once when a
@@ -71,11 +71,15 @@ options:
       C(proto) (the X-Forwarded-Proto the site sends), C(timeout) (seconds, boot included), C(delay),
       C(check_release) (a JSON answer with a C(release) key must name the release).
     type: dict
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: full
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""
@@ -88,8 +92,14 @@ EXAMPLES = r"""
     group: webxample
     gunicorn_conf: "{{ lookup('ansible.builtin.template', 'gunicorn.conf.py.j2') }}"
     programs:
-      - {process: web, kind: web, command: "/srv/webxample/releases/2.0.0-3f2a9c1d/with-env gunicorn --config gunicorn.conf.py webxample.wsgi:application", stopwaitsecs: 75}
-      - {process: worker, kind: worker, command: "/srv/webxample/releases/2.0.0-3f2a9c1d/with-env python -m webxample process_jobs", startsecs: 3}
+      - process: web
+        kind: web
+        command: /srv/webxample/releases/2.0.0-3f2a9c1d/with-env gunicorn --config gunicorn.conf.py webxample.wsgi:application
+        stopwaitsecs: 75
+      - process: worker
+        kind: worker
+        command: /srv/webxample/releases/2.0.0-3f2a9c1d/with-env python -m webxample process_jobs
+        startsecs: 3
     health: {path: /health, host: www.example.com, proto: http, timeout: 60}
 """
 

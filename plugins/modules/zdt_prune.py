@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_prune
 short_description: Keep an app's newest complete releases; remove older and incomplete ones
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Keeps the O(keep) newest complete releases (by the time their manifest was written) and removes the others
     and every incomplete release directory (one without C(release.json), left by an interrupted deploy).
@@ -32,11 +32,15 @@ options:
     type: list
     elements: str
     default: []
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

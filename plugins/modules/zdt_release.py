@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_release
 short_description: Create a release of an app (virtualenv, app, shared links, env file), or remove one
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - C(state=present) creates C(APP_ROOT/releases/RELEASE) from an artifact unless the release is complete (has
     its C(release.json)). It creates the app's layout when missing (root, C(releases/), C(shared/) and the
@@ -92,11 +92,15 @@ options:
     description: Token of the deploy lock; the lock's record then names this release.
     type: str
     default: ""
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

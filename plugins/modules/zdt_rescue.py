@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_rescue
 short_description: Undo what a failed deploy or rollback did, each step even when an earlier one fails
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Before the switch (O(switched) false) the public site was never touched; the preview server goes (and nginx
     reloads if it was loaded), then the failed release's programs and, when this deploy created it, its
@@ -48,11 +48,15 @@ options:
     description: Remove the failed release's directory (this deploy created it).
     type: bool
     default: false
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: none
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

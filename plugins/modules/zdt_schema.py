@@ -7,14 +7,14 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_schema
 short_description: Before a rollback, find the applied migrations the target release does not know
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - Asks Django, in the rollback target (its own code and C(with-env), as the app user), which migrations the
     database has applied that the target has no file for (a squashed migration the target has counts for the
     ones it replaces).
-  - O(mode=refuse) fails, naming them, before anything changes. O(mode=ignore) goes on: the target then runs
+  - O(mode=refuse) fails, naming them, before anything changes. O(mode=ignore) goes on; the target then runs
     on a schema it does not know (a column it does not fill that is NOT NULL fails its inserts).
-    O(mode=unapply) unapplies them with the code of O(serving) (the release that has their files:
+    O(mode=unapply) unapplies them with the code of O(serving) (the release that has their files,
     C(migrate APP TARGET_LEAF) per app; an app the target does not have goes to C(zero)). The deploy role runs
     it right after a rollback's switch, so the release that serves then is the target, and O(serving) names
     the release rolled back from.
@@ -49,12 +49,16 @@ options:
     type: str
     choices: [refuse, ignore, unapply]
     default: refuse
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: In check mode the migrations are looked up, nothing is unapplied.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 module: zdt_watch
 short_description: Watch a release after the switch (programs, health through nginx, its 5xx) for a while
-author: zerodowntime.web contributors
+author: zerodowntime.web contributors (@zerodowntime)
 description:
   - For O(seconds), every O(interval), checks that the release's programs run (supervisor), that it answers its
     health check through nginx, and how many of its answers in the site's access log since the watch began
@@ -58,12 +58,16 @@ options:
     description: 5xx answers below this count never fail the watch.
     type: int
     default: 10
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
     details: In check mode nothing is watched.
   diff_mode:
     support: none
+  platform:
+    platforms: debian
 """
 
 EXAMPLES = r"""

@@ -32,7 +32,7 @@ class BuildError(Exception):
 
 
 def _run(cmd: list[str], what: str, **kwargs) -> str:
-    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+    proc = subprocess.run(cmd, capture_output=True, text=True, **kwargs, check=False)
     if proc.returncode != 0:
         lines = [line for line in (proc.stdout + "\n" + proc.stderr).splitlines() if line.strip()]
         raise BuildError(f"{what} failed (rc {proc.returncode}): " + " | ".join(lines[-8:]))
@@ -47,7 +47,7 @@ def _git_sha(src: Path) -> str:
     """The commit of the app's own repository: only when the source folder is tracked by the
     repository that encloses it (a copy in an ignored folder of another repository has none)."""
     def git(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True)
+        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, check=False)
     sha = git("rev-parse", "HEAD")
     if sha.returncode != 0:
         return ""
