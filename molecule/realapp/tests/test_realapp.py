@@ -9,6 +9,7 @@ across it is refused. The tests read what happened."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -20,7 +21,18 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "shared"))
-from testlib import STAGE, load, release_of, run, save_results, squash, stage, tail, wait_for  # noqa: E402
+from testlib import (  # noqa: E402
+    STAGE,
+    ansible_env,
+    load,
+    release_of,
+    run,
+    save_results,
+    squash,
+    stage,
+    tail,
+    wait_for,
+)
 
 SCENARIO = Path(__file__).resolve().parents[1]
 SHOP = ["-e", f"@{SCENARIO / 'shop.yml'}"]
@@ -226,3 +238,25 @@ def test_a_rollback_across_an_unknown_migration_is_refused(host, story):
     print(message[message.find("Rollback"):][:600])
     assert "pages.0004_greeting_lang" in message and "does not know" in message, tail(refused)
     assert current(host, "shop").startswith("4.0.0-") and release_of(message)
+
+
+def blocks_playbook(name: str, *extra: str) -> subprocess.CompletedProcess:
+    cmd = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], str(SCENARIO / name), *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=ansible_env(), check=False)
+
+
+def test_the_building_blocks_alone_serve_an_app_and_stop_it(host, story):
+    served = blocks_playbook("blocks.yml")
+    assert served.returncode == 0, tail(served)
+    release = host.run("readlink /srv/blocks/current").stdout.strip().split("/")[-1]
+    assert release.endswith("-blocks")
+    assert get(host, "/", site="blocks.example.test")[0] == 200
+    assert not host.file("/etc/nginx/conf.d/blocks.preview.conf").exists
+    again = blocks_playbook("blocks.yml")
+    assert again.returncode == 0 and re.search(r"changed=0\s", again.stdout), tail(again)
+    stopped = blocks_playbook("blocks-stop.yml", "-e", f"blocks_release={release}")
+    assert stopped.returncode == 0, tail(stopped)
+    assert not host.file(f"/etc/supervisor/conf.d/blocks@{release}.web.conf").exists
+    assert not host.file(f"/srv/blocks/run/{release}.sock").exists
+    assert get(host, "/", site="blocks.example.test")[0] == 502
+    assert pid(host, "shop-handmade") == story["handmade_pid"]
