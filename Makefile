@@ -17,7 +17,7 @@ export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
-.PHONY: help setup apt venv image demo bench test test-failures lint units molecule clean
+.PHONY: help setup apt venv image demo bench test test-failures lint sanity units changelog molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,23 +47,40 @@ demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; p
 bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 0/10/30 s (~25 min)
 	python tools/bench.py
 
-lint: venv  ## ansible-lint (production profile), ruff, role docs and specs in sync
+lint: venv  ## ansible-lint (production profile), ruff, role docs, changelog fragments, plugin and role docs
 	ansible-lint
 	ruff check examples tools molecule plugins tests
 	python tools/role_docs.py --check
+	antsibull-changelog lint
+	antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck .
 
-units: venv  ## Unit tests of the module_utils and filters (naming, ownership, lock, inputs)
-	python -m pytest -q -p no:cacheprovider tests/unit
+sanity: venv  ## ansible-test sanity of the built collection on every claimed ansible-core (offline bootstrap)
+	tools/ansible_test.sh sanity
 
+units: venv  ## ansible-test units (tests/unit: module_utils, filters, modules) on every claimed ansible-core
+	tools/ansible_test.sh units
+
+changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGELOG.md (release 0.1.0)
+	antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
+
+SCENARIOS ?= default realapp failures
+
+# Each scenario's output also goes to build/molecule-<scenario>.log; when one fails, its
+# failed tests (pytest's short summary) are printed last, where a CI log's tail shows them.
 molecule: setup  ## The core scenario, a real Django project beside another app, the failure matrix
-	cd $(CURDIR) && molecule test -s default
-	cd $(CURDIR) && molecule test -s realapp
-	cd $(CURDIR) && molecule test -s failures
+	@mkdir -p build; for s in $(SCENARIOS); do \
+	  echo "== molecule test -s $$s"; \
+	  molecule test -s $$s 2>&1 | tee build/molecule-$$s.log; \
+	  if [ $${PIPESTATUS[0]} -ne 0 ]; then \
+	    echo "== molecule scenario $$s failed; its failed tests:"; \
+	    sed 's/\x1b\[[0-9;]*m//g' build/molecule-$$s.log | grep -E '^(FAILED|ERROR) |^E   ' | cut -c1-400 | tail -30; \
+	    exit 1; fi; \
+	done
 
 test-failures: setup  ## The failure matrix alone (molecule scenario `failures`, ~20 min)
-	cd $(CURDIR) && molecule test -s failures
+	$(MAKE) molecule SCENARIOS=failures
 
-test: setup lint units molecule  ## Lint, unit tests, then every molecule scenario
+test: setup lint sanity units molecule  ## Lint, ansible-test sanity and units, then every molecule scenario
 
 clean:  ## Remove the sandbox container and build outputs (keeps the image)
 	-sandbox/sandbox.sh stop $(SANDBOX)
