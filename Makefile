@@ -65,15 +65,16 @@ changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGEL
 
 SCENARIOS ?= default realapp failures
 
-# Each scenario's output also goes to build/molecule-<scenario>.log; when one fails, its
-# failed tests (pytest's short summary) are printed last, where a CI log's tail shows them.
+# Each scenario's output also goes to build/molecule-<scenario>.log and its tests' report to
+# build/junit-<scenario>.xml; when one fails, its failed tests are printed last, where the
+# tail of a CI log shows them.
 molecule: setup  ## The core scenario, a real Django project beside another app, the failure matrix
-	@mkdir -p build; for s in $(SCENARIOS); do \
+	@mkdir -p build; rm -f build/junit-*.xml; for s in $(SCENARIOS); do \
 	  echo "== molecule test -s $$s"; \
 	  molecule test -s $$s 2>&1 | tee build/molecule-$$s.log; \
 	  if [ $${PIPESTATUS[0]} -ne 0 ]; then \
 	    echo "== molecule scenario $$s failed; its failed tests:"; \
-	    sed 's/\x1b\[[0-9;]*m//g' build/molecule-$$s.log | grep -E '^(FAILED|ERROR) |^E   ' | cut -c1-400 | tail -30; \
+	    python3 tools/failed_tests.py build/junit-$$s.xml; \
 	    exit 1; fi; \
 	done
 
