@@ -17,7 +17,7 @@ export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
-.PHONY: help setup apt venv image demo bench test test-failures lint sanity units changelog molecule clean
+.PHONY: help setup apt venv image demo bench test test-failures lint sanity units core-smoke changelog molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -57,8 +57,11 @@ lint: venv  ## ansible-lint (production profile), ruff, role docs, changelog fra
 sanity: venv  ## ansible-test sanity of the built collection on every claimed ansible-core (offline bootstrap)
 	tools/ansible_test.sh sanity
 
-units: venv  ## ansible-test units (tests/unit: module_utils, filters, modules) on every claimed ansible-core
+units: venv  ## ansible-test units (tests/unit: module_utils, filters, modules) on every claimed ansible-core (2.16-2.20)
 	tools/ansible_test.sh units
+
+core-smoke: setup  ## A first deploy, a new release and a no-op with each claimed ansible-core (2.16-2.20)
+	tools/core_smoke.sh
 
 changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGELOG.md (release 0.1.0)
 	antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
@@ -81,7 +84,7 @@ molecule: setup  ## The core scenario, a real Django project beside another app,
 test-failures: setup  ## The failure matrix alone (molecule scenario `failures`, ~20 min)
 	$(MAKE) molecule SCENARIOS=failures
 
-test: setup lint sanity units molecule  ## Lint, ansible-test sanity and units, then every molecule scenario
+test: setup lint sanity units core-smoke molecule  ## Lint, ansible-test sanity and units, the ansible-core smoke, every molecule scenario
 
 clean:  ## Remove the sandbox container and build outputs (keeps the image)
 	-sandbox/sandbox.sh stop $(SANDBOX)

@@ -4,6 +4,8 @@
 #
 # usage: tools/ansible_test.sh sanity|units [MINOR ...]   (default: every version in
 #        meta/runtime.yml's claim, see CORE_VERSIONS below)
+#        tools/ansible_test.sh venv MINOR   (make that venv if missing, print its path:
+#        tools/core_smoke.sh deploys with it)
 #
 # How it runs offline, the supported way:
 # - each ansible-core minor gets its own venv (.cache/venv-core-<minor>) with that
@@ -20,19 +22,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-COMMAND=${1:?usage: tools/ansible_test.sh sanity|units [MINOR ...]}
+COMMAND=${1:?usage: tools/ansible_test.sh sanity|units|venv [MINOR ...]}
 shift
 # The ansible-core versions requires_ansible claims, each at its newest patch.
-declare -A CORE_VERSIONS=([2.16]=2.16.19 [2.17]=2.17.14 [2.18]=2.18.19 [2.19]=2.19.14)
+declare -A CORE_VERSIONS=([2.16]=2.16.19 [2.17]=2.17.14 [2.18]=2.18.19 [2.19]=2.19.14 [2.20]=2.20.10)
 MINORS=("$@")
-[[ ${#MINORS[@]} -gt 0 ]] || MINORS=(2.16 2.17 2.18 2.19)
-PYTHON=${PYTHON:-python3}
+[[ ${#MINORS[@]} -gt 0 ]] || MINORS=(2.16 2.17 2.18 2.19 2.20)
+
+# The controller Python for a minor: python3 (3.11 here), except where that ansible-core
+# needs a newer one (2.20: Python >= 3.12), found on PATH or among pyenv's versions.
+python_for() {
+  case $1 in
+    2.20)
+      local candidate
+      for candidate in python3.12 python3.13 "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[23]*/bin/python3; do
+        if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null; then
+          command -v "$candidate"; return
+        fi
+      done
+      echo "ansible-core $1 needs Python >= 3.12 on the controller; none found" >&2; return 1 ;;
+    *) command -v "${PYTHON:-python3}" ;;
+  esac
+}
 
 venv_for() {
   local minor=$1 venv=$REPO/.cache/venv-core-$1
   if [[ ! -f $venv/.installed-${CORE_VERSIONS[$minor]} ]]; then
     rm -rf "$venv"
-    "$PYTHON" -m venv "$venv"
+    "$(python_for "$minor")" -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check "ansible-core==${CORE_VERSIONS[$minor]}"
     local data
     data=$("$venv/bin/python" -c 'import ansible_test, os; print(os.path.dirname(ansible_test.__file__))')/_data/requirements
@@ -67,6 +84,11 @@ runpy.run_module("pip", run_name="__main__", alter_sys=True)
 PY
   done
 }
+
+if [[ $COMMAND == venv ]]; then
+  for minor in "${MINORS[@]}"; do venv_for "$minor"; done
+  exit 0
+fi
 
 # The collection as it ships.
 OUT=$REPO/build/ansible-test

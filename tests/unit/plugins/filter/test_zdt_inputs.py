@@ -14,6 +14,11 @@ GOOD = {
     "deploy_request_timeout": 60, "deploy_preview_port": 8099, "deploy_programs": [
         {"name": "worker", "command": "celery -A shop worker", "kind": "worker", "numprocs": 2}],
     "deploy_hooks": {"before_manage": "hooks/x.yml"}, "deploy_rollback_migrations": "refuse",
+    "deploy_listen": 80, "deploy_listen_ipv4": True, "deploy_listen_ipv6": "false",
+    "deploy_tls_certificate": "/etc/letsencrypt/live/shop/fullchain.pem",
+    "deploy_tls_certificate_key": "/etc/letsencrypt/live/shop/privkey.pem", "deploy_tls_listen": 443,
+    "deploy_tls_protocols": "TLSv1.2 TLSv1.3", "deploy_hsts_max_age": 31536000,
+    "deploy_acme_webroot": "/var/www/letsencrypt",
 }
 
 
@@ -38,6 +43,14 @@ def test_good_inputs_pass():
     ({"deploy_hooks": {"before_lunch": "x.yml"}}, "deploy_hooks.before_lunch"),
     ({"deploy_source_path": ""}, "deploy_source_path"),
     ({"deploy_user": "root"}, "deploy_user"),
+    ({"deploy_listen_ipv4": False, "deploy_listen_ipv6": False}, "deploy_listen_ipv4"),
+    ({"deploy_tls_certificate_key": ""}, "deploy_tls_certificate_key"),
+    ({"deploy_tls_certificate": "fullchain.pem"}, "deploy_tls_certificate"),
+    ({"deploy_tls_certificate": "/etc/ssl/a;b.pem"}, "deploy_tls_certificate"),
+    ({"deploy_acme_webroot": "/var/www/../etc"}, "deploy_acme_webroot"),
+    ({"deploy_tls_protocols": "SSLv3"}, "deploy_tls_protocols"),
+    ({"deploy_tls_listen": 80}, "deploy_tls_listen"),
+    ({"deploy_listen": 0}, "deploy_listen"),
 ])
 def test_each_problem_names_its_variable(change, named):
     problems = zdt_input_problems({**GOOD, **change})

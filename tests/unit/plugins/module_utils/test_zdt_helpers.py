@@ -82,3 +82,53 @@ def test_assets_under_the_static_url_are_found_in_a_page():
             '<img src="/media/photo.jpg"><link rel="icon" href="/static/favicon.ico">')
     assert static_assets(page, "/", "/static/", "shop.example.test") == [
         "/static/site.css", "/static/app.js?v=2", "/static/favicon.ico"]
+
+
+def _serve(family: int, address: str, port: int, release: str):
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("X-Release", release)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        address_family = family
+
+    try:
+        server = Server((address, port), Handler)
+    except OSError:
+        return None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_release_is_checked_over_every_address_family_the_site_serves():
+    import socket
+
+    import pytest
+    from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_nginx import check_release
+
+    v4 = _serve(socket.AF_INET, "127.0.0.1", 0, "r1")
+    port = v4.server_address[1]
+    v6 = _serve(socket.AF_INET6, "::1", port, "r0")  # e.g. another site answering on IPv6
+    if v6 is None:
+        v4.shutdown()
+        pytest.skip("no IPv6 loopback here")
+    try:
+        spec = {"port": port, "release": "r1", "paths": ["/"], "timeout": 0.2, "delay": 0.05}
+        checked, error = check_release(dict(spec, addresses=["127.0.0.1"]))
+        assert error == "" and [c["url"] for c in checked] == [f"http://127.0.0.1:{port}/health",
+                                                               f"http://127.0.0.1:{port}/"]
+        checked, error = check_release(dict(spec, addresses=["127.0.0.1", "::1"]))
+        assert f"http://[::1]:{port}/health answered 200 from release r0, expected 200 from r1" in error
+    finally:
+        v4.shutdown()
+        v6.shutdown()
