@@ -27,6 +27,7 @@ RANGES = {
     "deploy_workers": (1, 64), "deploy_request_timeout": (1, 3600), "deploy_health_timeout": (1, 3600),
     "deploy_preview_port": (1, 65535), "deploy_standby_seconds": (0, 86400), "deploy_keep_releases": (1, 1000),
     "deploy_watch_seconds": (0, 3600), "deploy_program_settle_seconds": (1, 600),
+    "deploy_listen": (1, 65535), "deploy_tls_listen": (1, 65535), "deploy_hsts_max_age": (0, 315360000),
 }
 
 
@@ -121,7 +122,35 @@ def zdt_input_problems(inputs: dict) -> list[str]:
             found.append(f"deploy_hooks.{key} must be the path of a task file")
     if str(get("deploy_rollback_migrations", "refuse")) not in ("refuse", "ignore", "unapply"):
         found.append("deploy_rollback_migrations must be refuse, ignore or unapply")
+    found += _site_problems(get)
     return found
+
+
+def _site_problems(get) -> list[str]:
+    """The site's listen and TLS settings."""
+    found = []
+    families = (get("deploy_listen_ipv4"), get("deploy_listen_ipv6"))
+    if None not in families and not any(_truthy(f) for f in families):
+        found.append("deploy_listen_ipv4 and deploy_listen_ipv6 are both false: the site would listen nowhere")
+    cert, key = str(get("deploy_tls_certificate") or ""), str(get("deploy_tls_certificate_key") or "")
+    if bool(cert) != bool(key):
+        found.append("deploy_tls_certificate and deploy_tls_certificate_key go together: give both (paths on the "
+                     "host) for HTTPS, or neither")
+    for name, value in (("deploy_tls_certificate", cert), ("deploy_tls_certificate_key", key),
+                        ("deploy_acme_webroot", str(get("deploy_acme_webroot") or ""))):
+        if value and (not re.fullmatch(r"/[^\s;{}'\"]*", value) or ".." in value.split("/")):
+            found.append(f"{name} must be an absolute path on the host without spaces, quotes, ';' or '..', "
+                         f"got {value!r}")
+    protocols = str(get("deploy_tls_protocols") or "TLSv1.2 TLSv1.3").split()
+    if not protocols or any(p not in ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3") for p in protocols):
+        found.append(f"deploy_tls_protocols must be TLS versions like 'TLSv1.2 TLSv1.3', got {get('deploy_tls_protocols')!r}")
+    if cert and _whole(get("deploy_listen")) == _whole(get("deploy_tls_listen")):
+        found.append("deploy_listen and deploy_tls_listen must differ")
+    return found
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
 class FilterModule:

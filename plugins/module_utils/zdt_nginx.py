@@ -169,9 +169,21 @@ def check_release(spec: dict) -> tuple[list[dict], str]:
     """Ask nginx until the release answers its health path, then each page once, then the
     static assets those pages reference: (answers, error or '').
 
-    SPEC: address, port, tls, host, release, header, health_path, paths, timeout, delay,
+    SPEC: address (or addresses: each is asked, e.g. 127.0.0.1 and ::1 for a site on both
+    families), port, tls, host, release, header, health_path, paths, timeout, delay,
     extra_headers, proto, static_url, assets (bool).
     """
+    checked: list[dict] = []
+    for address in spec.get("addresses") or [spec.get("address", "127.0.0.1")]:
+        answers, error = _check_over(dict(spec, address=address))
+        checked += answers
+        if error:
+            return checked, error
+    return checked, ""
+
+
+def _check_over(spec: dict) -> tuple[list[dict], str]:
+    """check_release over SPEC's one address."""
     address, port, tls = spec.get("address", "127.0.0.1"), int(spec["port"]), bool(spec.get("tls"))
     release, header = str(spec["release"]), spec.get("header", "X-Release")
     host = spec.get("host", "localhost")
