@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV       := $(CURDIR)/.venv
 BIN        := $(VENV)/bin
 IMAGE      ?= localhost/zerodowntime-sandbox:debian12
+IMAGE13    ?= localhost/zerodowntime-sandbox:debian13
 SANDBOX    ?= zdt-sandbox
 APT_PKGS   := podman runc debootstrap slirp4netns uidmap git openssh-client
 
@@ -15,6 +16,7 @@ export ANSIBLE_CONFIG   := $(CURDIR)/ansible.cfg
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/collections:$(HOME)/.ansible/collections:/usr/share/ansible/collections
 export SANDBOX_IMAGE    := $(IMAGE)
 export MOLECULE_IMAGE   ?= $(IMAGE)
+export MOLECULE_IMAGE13 ?= $(IMAGE13)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
 .PHONY: help setup apt venv image demo bench test test-failures lint sanity units core-smoke changelog molecule clean
@@ -37,8 +39,9 @@ $(VENV)/.installed: requirements-dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-image: apt  ## Build the sandbox image offline (debootstrap + podman import), if missing
-	@if [ "$(MOLECULE_IMAGE)" = "$(IMAGE)" ]; then sandbox/build-image.sh; fi
+image: apt  ## Build the sandbox images offline (Debian 12 and 13: debootstrap + podman import), if missing
+	@if [ "$(MOLECULE_IMAGE)" = "$(IMAGE)" ]; then sandbox/build-image.sh && \
+	  SANDBOX_SUITE=trixie SANDBOX_IMAGE=$(IMAGE13) sandbox/build-image.sh; fi
 	@sandbox/sandbox.sh key >/dev/null
 
 demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; print the numbers
@@ -66,18 +69,23 @@ core-smoke: setup  ## A first deploy, a new release and a no-op with each claime
 changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGELOG.md (release 0.1.0)
 	antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
 
+# Each run is a scenario, on the Debian 12 image unless it names another (e.g. realapp@debian13;
+# `default` runs a Debian 12 and a Debian 13 host at once).
 SCENARIOS ?= default realapp failures
 
-# Each scenario's output also goes to build/molecule-<scenario>.log and its tests' report to
-# build/junit-<scenario>.xml; when one fails, its failed tests are printed last, where the
+# Each run's output also goes to build/molecule-<run>.log and its tests' report to
+# build/junit-<run>.xml; when one fails, its failed tests are printed last, where the
 # tail of a CI log shows them.
-molecule: setup  ## The core scenario, a real Django project beside another app, the failure matrix
-	@mkdir -p build; rm -f build/junit-*.xml; for s in $(SCENARIOS); do \
-	  echo "== molecule test -s $$s"; \
-	  molecule test -s $$s 2>&1 | tee build/molecule-$$s.log; \
+molecule: setup  ## The core scenario (Debian 12 and 13), a real Django project beside another app, the failure matrix
+	@mkdir -p build; rm -f build/junit-*.xml; for run in $(SCENARIOS); do \
+	  scenario=$${run%@*}; platform=$${run#$$scenario}; platform=$${platform#@}; \
+	  image=$(MOLECULE_IMAGE); [ -z "$$platform" ] || image=localhost/zerodowntime-sandbox:$$platform; \
+	  report=$$scenario$${platform:+-$$platform}; \
+	  echo "== molecule test -s $$scenario on $$image"; \
+	  MOLECULE_IMAGE=$$image ZDT_REPORT=$$report molecule test -s $$scenario 2>&1 | tee build/molecule-$$report.log; \
 	  if [ $${PIPESTATUS[0]} -ne 0 ]; then \
-	    echo "== molecule scenario $$s failed; its failed tests:"; \
-	    python3 tools/failed_tests.py build/junit-$$s.xml; \
+	    echo "== molecule scenario $$scenario on $$image failed; its failed tests:"; \
+	    python3 tools/failed_tests.py build/junit-$$report.xml; \
 	    exit 1; fi; \
 	done
 

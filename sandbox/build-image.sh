@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Build the offline sandbox base image (Debian 12 + systemd + nginx + supervisor)
+# Build the offline sandbox base image (Debian 12 or 13 + systemd + nginx + supervisor)
 # without any container registry: debootstrap a rootfs and `podman import` it.
 #
 # Usage: sandbox/build-image.sh [--force]
 #   --force   rebuild even if the image already exists
 #
 # Env:
-#   SANDBOX_IMAGE     image name   (default localhost/zerodowntime-sandbox:debian12)
+#   SANDBOX_SUITE     Debian suite: bookworm (12, default) or trixie (13)
+#   SANDBOX_IMAGE     image name   (default localhost/zerodowntime-sandbox:debian12, or
+#                     :debian13 for trixie)
 #   SANDBOX_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #   SANDBOX_SECURITY_MIRROR       (default http://deb.debian.org/debian-security)
 #   CONTAINERS_CONF   podman config (default: containers.conf next to this script)
@@ -15,8 +17,13 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-${SCRIPT_DIR}/containers.conf}"
 
-IMAGE="${SANDBOX_IMAGE:-localhost/zerodowntime-sandbox:debian12}"
-SUITE=bookworm
+SUITE="${SANDBOX_SUITE:-bookworm}"
+case "$SUITE" in
+  bookworm) RELEASE=12 ;;
+  trixie) RELEASE=13 ;;
+  *) echo "SANDBOX_SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;;
+esac
+IMAGE="${SANDBOX_IMAGE:-localhost/zerodowntime-sandbox:debian$RELEASE}"
 MIRROR="${SANDBOX_MIRROR:-http://deb.debian.org/debian}"
 SECURITY_MIRROR="${SANDBOX_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
 
@@ -42,8 +49,8 @@ if [[ $EUID -ne 0 ]]; then
   exit 1
 fi
 
-# The image records the hash of this script: a changed recipe means a rebuild.
-RECIPE="$(sha256sum "$0" | cut -c1-16)"
+# The image records the hash of this script and its suite: a changed recipe means a rebuild.
+RECIPE="$( (sha256sum "$0"; echo "$SUITE") | sha256sum | cut -c1-16)"
 if podman image exists "$IMAGE" && [[ $FORCE -eq 0 ]]; then
   built_from="$(podman image inspect --format '{{ index .Labels "zerodowntime.recipe" }}' "$IMAGE" 2>/dev/null || true)"
   if [[ "$built_from" == "$RECIPE" ]]; then
@@ -87,7 +94,7 @@ log "debootstrap $SUITE (minbase) from $MIRROR into $ROOTFS"
 debootstrap --variant=minbase --include=ca-certificates \
   "$SUITE" "$ROOTFS" "$MIRROR"
 
-# Same suites as a normal Debian 12 install (main + updates + security).
+# Same suites as a normal Debian install (main + updates + security).
 rm -f "$ROOTFS/etc/apt/sources.list"
 cat > "$ROOTFS/etc/apt/sources.list.d/debian.sources" <<EOF
 Types: deb
