@@ -62,6 +62,16 @@ options:
     description: Requirement added when the app does not depend on gunicorn ("" adds none).
     type: str
     default: ""
+  targets:
+    description:
+      - The kinds of hosts to build for, each as the C(venv_release) role reads them (C(python) full version,
+        C(implementation), C(machine), C(glibc)); one artifact each, in this order. The requirements are resolved
+        by uv for each target's exact Python and platform (environment markers included), binary wheels fetched
+        for it, and the target is part of the cache key and content hash. Needs uv on the controller.
+      - Empty builds one artifact for the controller's own Python.
+    type: list
+    elements: dict
+    default: []
 """
 
 EXAMPLES = r"""
@@ -73,7 +83,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: One dict, C(artifact), C(version), C(content_hash), C(git_sha), C(type), C(added_gunicorn), C(requirements), C(changed).
+  description: >-
+    One dict per target (one for the controller without targets), C(artifact), C(version), C(content_hash),
+    C(git_sha), C(type), C(added_gunicorn), C(requirements), C(target), C(changed).
   type: list
   elements: dict
 """
@@ -88,10 +100,11 @@ class LookupModule(LookupBase):
         self.set_options(var_options=variables, direct=kwargs)
         spec = {name: self.get_option(name) for name in ("source_type", "source_path", "git_repo", "git_version",
                                                          "package", "requirements", "version", "python", "out",
-                                                         "extra_requirements", "gunicorn")}
+                                                         "extra_requirements", "gunicorn", "targets")}
         if not (spec["source_path"] or spec["git_repo"]):
             raise AnsibleLookupError("zdt_build: give source_path or git_repo")
+        targets = spec.pop("targets") or [{}]
         try:
-            return [build(spec)]
+            return [build(dict(spec, target=target)) for target in targets]
         except BuildError as error:
             raise AnsibleLookupError(f"building the release artifact failed: {error}") from None

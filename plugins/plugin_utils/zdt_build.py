@@ -9,6 +9,15 @@ source-tree app, the code snapshot at its root (without VCS metadata). gunicorn 
 (a pinned version) when the app does not depend on it, and the extra requirements the
 deploy names are added for every source form. Artifacts are cached by the hash of the
 source content and of these build settings: building the same thing twice builds nothing.
+
+With a ``target`` (the Python version, implementation, machine and glibc of the hosts it is
+for, see ``target_key``), the artifact is built for that target, not for the controller:
+the app's own wheel is built here (pure Python), the requirements are resolved by uv for
+the target's exact Python version and platform (environment markers included), binary
+wheels for the target are fetched from the index, and a dependency published as an sdist
+only is built here when it is pure Python; one that needs compiling is named in a clear
+error. The target is part of the cache key and of the content hash (hence of the release
+id): hosts of another kind get their own artifact.
 """
 from __future__ import annotations
 
@@ -87,10 +96,154 @@ def tree_hash(root: Path, settings: dict) -> str:
     return digest.hexdigest()
 
 
+# uv names manylinux platforms up to this glibc; newer glibcs run those wheels too.
+UV_MAX_GLIBC = 40
+UV_MIN_GLIBC = 17
+
+
+def target_key(target: dict) -> str:
+    """A target's name in cache keys, release ids and errors, e.g. cp3.13.5-x86_64-glibc2.41."""
+    return (f"{'cp' if target.get('implementation', 'cpython') == 'cpython' else target['implementation']}"
+            f"{target['python']}-{target['machine']}-glibc{target['glibc']}")
+
+
+def _tags(target: dict) -> tuple[str, str, list[str], str]:
+    """(python version, abi, pip platforms, uv platform) of a target."""
+    if target.get("implementation", "cpython") != "cpython" or not target.get("glibc"):
+        raise BuildError(f"target {target_key(target)}: only CPython on glibc Linux is supported")
+    major, minor = (int(x) for x in str(target["python"]).split(".")[:2])
+    machine = target["machine"]
+    glibc_minor = int(str(target["glibc"]).split(".")[1])
+    newest = min(glibc_minor, UV_MAX_GLIBC)
+    platforms = [f"manylinux_2_{n}_{machine}" for n in range(glibc_minor, UV_MIN_GLIBC - 1, -1)]
+    platforms += [f"manylinux2014_{machine}", f"manylinux2010_{machine}", f"manylinux1_{machine}"]
+    uv_platform = f"{machine}-manylinux_2_{newest}" if newest >= 28 else f"{machine}-manylinux_2_17"
+    return f"{major}.{minor}", f"cp{major}{minor}", platforms, uv_platform
+
+
+def _uv(python: str) -> str:
+    """uv beside the controller's Python (pip install uv), else on PATH."""
+    beside = Path(python).parent / "uv"
+    found = str(beside) if beside.is_file() else shutil.which("uv")
+    if not found:
+        raise BuildError("building for the targets' Python needs uv on the controller, beside "
+                         f"{python} or on PATH: pip install uv")
+    return found
+
+
+def _pure(wheel: Path) -> bool:
+    return wheel.name.endswith("-none-any.whl")
+
+
+def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work: Path) -> tuple[str, list[str], str]:
+    """Fill WHEELS for spec['target']; return (version, the pinned requirements to install,
+    the gunicorn requirement added or '')."""
+    target = spec["target"]
+    version_mm, abi, platforms, uv_platform = _tags(target)
+    key = target_key(target)
+    python = spec["python"]
+    local = work / "local"
+    local.mkdir()
+    pip = [python, "-m", "pip", "--disable-pip-version-check"]
+    wanted: list[str] = []
+    if settings["type"] == "package":
+        _run(pip + ["wheel", "--quiet", "--no-deps", "--ignore-requires-python", "--wheel-dir", str(local), str(src)],
+             f"pip wheel of {spec.get('source_path') or spec.get('git_repo')}")
+        name = _normalize(spec["package"])
+        found = [w for w in local.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
+        if not found:
+            raise BuildError(f"no wheel named {spec['package']} was built from "
+                             f"{spec.get('source_path') or spec.get('git_repo')} (is deploy_package_name right?)")
+        version = found[0].name.split("-")[1]
+        wanted.append(f"{spec['package']}=={version}")
+    else:
+        version = settings["version"]
+        wanted.append(f"-r {src / settings['requirements']}")
+    wanted += settings["extras"]
+
+    def resolve(lines: list[str]) -> list[str]:
+        (work / "wanted.in").write_text("\n".join(lines) + "\n")
+        out = _run([_uv(python), "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--no-strip-extras",
+                    "--python-version", str(target["python"]), "--python-platform", uv_platform,
+                    "--find-links", str(local), str(work / "wanted.in")],
+                   f"resolving the requirements for {key} (uv pip compile)", cwd=str(src))
+        return [line.strip() for line in out.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+
+    pinned = resolve(wanted)
+    added_gunicorn = ""
+    if settings["gunicorn"] and not any(_normalize(line.split("==")[0].split("[")[0]) == "gunicorn" for line in pinned):
+        wanted.append(settings["gunicorn"])
+        added_gunicorn = settings["gunicorn"]
+        pinned = resolve(wanted)
+    names = {_normalize(line.split("==")[0].split("[")[0]): line for line in pinned}
+    for wheel in local.glob("*.whl"):
+        if _normalize(wheel.name.split("-")[0]) in names:
+            shutil.copy2(wheel, wheels / wheel.name)
+    have = {_normalize(w.name.split("-")[0]) for w in wheels.glob("*.whl")}
+    missing = [line for name, line in names.items() if name not in have]
+    download = pip + ["download", "--quiet", "--no-deps", "--only-binary=:all:", "--dest", str(wheels),
+                      "--python-version", version_mm, "--implementation", "cp", "--abi", abi, "--abi", "abi3",
+                      "--abi", "none"]
+    for platform in platforms:
+        download += ["--platform", platform]
+    for line in missing:
+        requirement = line.split(";")[0].strip()
+        try:
+            _run(download + [requirement], f"pip download {requirement}")
+            continue
+        except BuildError:
+            pass
+        # No wheel for the target on the index: an sdist of pure Python builds here.
+        built = work / "sdist-build"
+        _run(pip + ["wheel", "--quiet", "--no-deps", "--ignore-requires-python", "--wheel-dir", str(built),
+                    requirement], f"pip wheel of {requirement}")
+        made = [w for w in built.glob("*.whl")
+                if _normalize(w.name.split("-")[0]) == _normalize(requirement.split("==")[0].split("[")[0])]
+        if not made or not _pure(made[0]):
+            raise BuildError(
+                f"{requirement} has no wheel for {key} (Python {target['python']}, {platforms[0]}) on the index "
+                "and needs compiling: build on a machine of the target's kind (run the deploy from a controller "
+                "with that Debian and Python, or set venv_release_build_python to such a Python), pin a version "
+                "that publishes wheels, or drop the dependency")
+        shutil.copy2(made[0], wheels / made[0].name)
+    return version, pinned, added_gunicorn
+
+
+def _build_here(spec: dict, settings: dict, src: Path, wheels: Path) -> tuple[str, list[str], str]:
+    """Fill WHEELS for the controller's own Python (no target given); return (version, the
+    requirements to install, the gunicorn requirement added or '')."""
+    pip = [spec["python"], "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
+           "--wheel-dir", str(wheels)]
+    wanted: list[str] = []
+    if settings["type"] == "package":
+        _run(pip + [str(src)], f"pip wheel of {spec.get('source_path') or spec.get('git_repo')}")
+        name = _normalize(spec["package"])
+        found = [w for w in wheels.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
+        if not found:
+            raise BuildError(f"no wheel named {spec['package']} was built from "
+                             f"{spec.get('source_path') or spec.get('git_repo')} (is deploy_package_name right?)")
+        version = found[0].name.split("-")[1]
+        wanted.append(f"{spec['package']}=={version}")
+    else:
+        _run(pip + ["-r", str(src / settings["requirements"])], f"pip wheel -r {settings['requirements']}")
+        version = settings["version"]
+        wanted.append(f"-r {settings['requirements']}")
+    if settings["extras"]:
+        _run(pip + settings["extras"], "pip wheel of deploy_extra_requirements " + " ".join(settings["extras"]))
+        wanted += settings["extras"]
+    added_gunicorn = ""
+    if settings["gunicorn"] and not any(_normalize(w.name.split("-")[0]) == "gunicorn" for w in wheels.glob("*.whl")):
+        _run(pip + [settings["gunicorn"]], f"pip wheel of {settings['gunicorn']}")
+        wanted.append(settings["gunicorn"])
+        added_gunicorn = settings["gunicorn"]
+    return version, wanted, added_gunicorn
+
+
 def build(spec: dict) -> dict:
     """SPEC: source_type (package|source), source_path or git_repo (+ git_version), package,
     requirements, version, python, out, extra_requirements, gunicorn (requirement added when
-    the app has no gunicorn; '' adds none)."""
+    the app has no gunicorn; '' adds none), target (optional: python, implementation, machine,
+    glibc of the hosts the artifact is for)."""
     out = Path(spec["out"]).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     source_type = spec.get("source_type", "package")
@@ -98,6 +251,8 @@ def build(spec: dict) -> dict:
     settings = {"type": source_type, "package": spec.get("package", ""), "version": spec.get("version", "0"),
                 "requirements": spec.get("requirements", "requirements.txt"), "extras": extras,
                 "gunicorn": spec.get("gunicorn", "")}
+    if spec.get("target"):
+        settings["target"] = target_key(spec["target"])
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         work = Path(tmp)
         src = work / "src"
@@ -113,30 +268,11 @@ def build(spec: dict) -> dict:
             return {"changed": False, **meta, "git_sha": git_sha}
 
         wheels = work / "wheels"
-        pip = [spec["python"], "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-               "--wheel-dir", str(wheels)]
-        wanted: list[str] = []
-        if source_type == "package":
-            _run(pip + [str(src)], f"pip wheel of {spec.get('source_path') or spec.get('git_repo')}")
-            name = _normalize(spec["package"])
-            found = [w for w in wheels.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
-            if not found:
-                raise BuildError(f"no wheel named {spec['package']} was built from "
-                                 f"{spec.get('source_path') or spec.get('git_repo')} (is deploy_package_name right?)")
-            version = found[0].name.split("-")[1]
-            wanted.append(f"{spec['package']}=={version}")
+        wheels.mkdir()
+        if spec.get("target"):
+            version, wanted, added_gunicorn = _build_for_target(spec, settings, src, wheels, work)
         else:
-            _run(pip + ["-r", str(src / settings["requirements"])], f"pip wheel -r {settings['requirements']}")
-            version = settings["version"]
-            wanted.append(f"-r {settings['requirements']}")
-        if extras:
-            _run(pip + extras, "pip wheel of deploy_extra_requirements " + " ".join(extras))
-            wanted += extras
-        added_gunicorn = ""
-        if settings["gunicorn"] and not any(_normalize(w.name.split("-")[0]) == "gunicorn" for w in wheels.glob("*.whl")):
-            _run(pip + [settings["gunicorn"]], f"pip wheel of {settings['gunicorn']}")
-            wanted.append(settings["gunicorn"])
-            added_gunicorn = settings["gunicorn"]
+            version, wanted, added_gunicorn = _build_here(spec, settings, src, wheels)
         staging = work / "artifact.tar.gz"
         (work / REQUIREMENTS).write_text("\n".join(wanted) + "\n")
         with tarfile.open(staging, "w:gz") as tar:
@@ -146,7 +282,8 @@ def build(spec: dict) -> dict:
                 for child in sorted(src.iterdir()):
                     tar.add(child, arcname=child.name)
         meta = {"artifact": str(final / "artifact.tar.gz"), "version": version, "content_hash": content_hash,
-                "type": source_type, "added_gunicorn": added_gunicorn, "requirements": wanted}
+                "type": source_type, "added_gunicorn": added_gunicorn, "requirements": wanted,
+                "target": settings.get("target", "")}
         final.mkdir()
         staging.rename(final / "artifact.tar.gz")
         meta_file.write_text(json.dumps(meta, indent=2) + "\n")
