@@ -131,9 +131,10 @@ URLS = {
 @pytest.mark.parametrize("url", list(URLS.values()), ids=list(URLS))
 def test_the_app_answers_over_both_families_and_both_schemes(host, current_release, url):
     # Not Debian's "Welcome to nginx!" page: its default site (which owned [::]:80) is gone.
-    answer = host.check_output(f"curl -sS -k -g -H 'Host: localhost' -D - {url}")
-    assert f"X-Release: {current_release}" in answer, answer[:500]
-    assert "Welcome to nginx" not in answer
+    answer = host.check_output(f"curl -sS -k -g -H 'Host: localhost' -o /dev/null -D - {url}")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in answer.splitlines()[1:])}
+    assert headers.get("x-release") == current_release, answer
+    assert "Welcome to nginx" not in host.check_output(f"curl -sS -k -g -H 'Host: localhost' {url}")
     assert not host.file("/etc/nginx/sites-enabled/default").exists
 
 
@@ -150,3 +151,23 @@ def test_acme_challenges_are_answered_by_nginx_whatever_release_serves(host):
         answer = host.run(f"curl -sS -g -H 'Host: localhost' -D - {url}/.well-known/acme-challenge/zdt-token")
         assert answer.stdout.endswith("zdt-token.acme-key-authorization"), answer.stdout
         assert "X-Release" not in answer.stdout  # nginx itself, not the app
+
+
+def test_each_host_got_wheels_built_for_its_own_python(host, current_release):
+    """One controller (Python 3.11.7), one run: Debian 12's 3.11.2 and Debian 13's 3.13 each
+    install binary wheels for their own ABI, and the markers of their exact version."""
+    release = f"{APP_ROOT}/releases/{current_release}"
+    version = host.check_output(f"{release}/venv/bin/python -c 'import sys; print(sys.version.split()[0])'")
+    debian = host.system_info.release.split(".")[0]
+    assert (debian, version[:4]) in (("12", "3.11"), ("13", "3.13")), (debian, version)
+    abi = "cp" + "".join(version.split(".")[:2])
+    wheels = host.check_output(f"ls {release}/wheels").split()
+    assert [w for w in wheels if w.startswith("PyYAML-")] == [
+        f"PyYAML-6.0.2-{abi}-{abi}-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"], wheels
+    # The C extension loads: the wheel fits the host's Python.
+    assert host.check_output(f"{release}/venv/bin/python -c 'import yaml; print(yaml.__with_libyaml__)'") == "True"
+    # redis needs async-timeout on Python < 3.11.3 only (python_full_version marker).
+    needs_timeout = tuple(int(x) for x in version.split(".")) < (3, 11, 3)
+    assert any(w.startswith("async_timeout-") for w in wheels) == needs_timeout, (version, wheels)
+    print(f"Debian {debian}, Python {version}: release {current_release}, {len(wheels)} wheels")
+
