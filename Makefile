@@ -19,7 +19,7 @@ export MOLECULE_IMAGE   ?= $(IMAGE)
 export MOLECULE_IMAGE13 ?= $(IMAGE13)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
-.PHONY: help setup apt venv image demo bench test test-failures lint sanity units core-smoke changelog molecule clean
+.PHONY: help setup apt venv image demo bench test test-failures lint sanity units core-smoke checks changelog molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,7 +36,8 @@ apt: .cache/apt.stamp
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements-dev.txt
 	python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check $$(grep '^uv==' requirements-dev.txt)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
 	@touch $@
 
 image: apt  ## Build the sandbox images offline (Debian 12 and 13: debootstrap + podman import), if missing
@@ -66,6 +67,15 @@ units: venv  ## ansible-test units (tests/unit: module_utils, filters, modules) 
 core-smoke: setup  ## A first deploy, a new release and a no-op with each claimed ansible-core (2.16-2.20)
 	tools/core_smoke.sh
 
+# sanity and units (CPU) while the deploy smoke test (mostly waiting on its container) runs
+# beside them; the venvs of every ansible-core are made first, once.
+checks: setup
+	@tools/ansible_test.sh venv >/dev/null
+	@mkdir -p build; tools/core_smoke.sh > build/core-smoke.log 2>&1 & smoke=$$!; \
+	  tools/ansible_test.sh sanity && tools/ansible_test.sh units; tests=$$?; \
+	  wait $$smoke; smoked=$$?; cat build/core-smoke.log; \
+	  [ $$tests -eq 0 ] && [ $$smoked -eq 0 ]
+
 changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGELOG.md (release 0.1.0)
 	antsibull-changelog release --version $$(sed -n 's/^version: //p' galaxy.yml) --update-existing
 
@@ -92,7 +102,7 @@ molecule: setup  ## The core scenario (Debian 12 and 13), a real Django project 
 test-failures: setup  ## The failure matrix alone (molecule scenario `failures`, ~20 min)
 	$(MAKE) molecule SCENARIOS=failures
 
-test: setup lint sanity units core-smoke molecule  ## Lint, ansible-test sanity and units, the ansible-core smoke, every molecule scenario
+test: setup lint checks molecule  ## Lint, ansible-test sanity and units with the ansible-core deploy smoke beside them, every molecule scenario
 
 clean:  ## Remove the sandbox container and build outputs (keeps the image)
 	-sandbox/sandbox.sh stop $(SANDBOX)
