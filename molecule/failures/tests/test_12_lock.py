@@ -42,21 +42,26 @@ def holder(host) -> dict:
         return {}
 
 
-def hold_lock(host, seconds: float) -> None:
-    # The standby helper of an earlier deploy may be retiring (it holds the lock for a
-    # moment): start from a free lock, and go on only once this holder has it.
-    assert wait_for(lambda: host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() != "active"
-                    and not holder(host), 60, 0.2), holder(host)
+def hold_lock(host, seconds: float, after: dict | None = None) -> dict:
+    """A live holder of the lock for SECONDS; returns its owner record. Without AFTER (an
+    earlier holder of this test, killed), the standby helper of an earlier deploy may be
+    retiring (it holds the lock for a moment): start from a free lock. Go on only once this
+    holder has the lock."""
+    if after is None:
+        assert wait_for(lambda: host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip()
+                        != "active" and not holder(host), 60, 0.2), holder(host)
     host.run(f"cat > /var/tmp/zdt-hold.py <<'PY'\n{HOLD}\nPY")
     host.run("systemctl reset-failed zdt-hold")
     host.run_expect([0], f"systemd-run --unit=zdt-hold python3 /var/tmp/zdt-hold.py {seconds}")
-    assert wait_for(lambda: holder(host).get("release") == "test", 10, 0.2), holder(host)
+    assert wait_for(lambda: holder(host).get("release") == "test"
+                    and holder(host).get("pid") != (after or {}).get("pid"), 10, 0.2), holder(host)
+    return holder(host)
 
 
 def test_a_live_helper_is_never_broken_and_a_deploy_waits_for_it(host, serving):
     # The host-side helper is installed by the first deploy that opens a standby window.
     assert run("deploy.yml", "-e", "deploy_standby_seconds=1", source=stage("2.0.0")).returncode == 0
-    hold_lock(host, 60)
+    first = hold_lock(host, 60)
     refused = run("deploy.yml", "-e", "deploy_break_lock=true", "-e", "deploy_standby_seconds=0",
                   source=stage("1.0.0"))
     assert refused.returncode != 0
@@ -64,7 +69,7 @@ def test_a_live_helper_is_never_broken_and_a_deploy_waits_for_it(host, serving):
     assert "deploy_break_lock was refused" in message and "is alive" in message, tail(refused)
     assert state(host)["lock"] and "retire" in host.run(f"cat {STATE_DIR}/lock/owner.json").stdout
     host.run("systemctl stop zdt-hold")
-    hold_lock(host, 8)  # a short holder: the deploy waits for it, then goes on
+    hold_lock(host, 8, after=first)  # a short holder: the deploy waits for it, then goes on
     started = time.monotonic()
     waited = run("deploy.yml", "-e", "deploy_standby_seconds=0", source=stage("1.0.0"))
     assert waited.returncode == 0, tail(waited)
