@@ -135,6 +135,18 @@ def _pure(wheel: Path) -> bool:
     return wheel.name.endswith("-none-any.whl")
 
 
+def _app_wheel(spec: dict, pip_wheel: list[str], wheel_dir: Path, src: Path) -> str:
+    """Build the app's own wheel with PIP_WHEEL (a `pip wheel` command writing to WHEEL_DIR)
+    and return its version; a wheel of another name is a wrong deploy_package_name."""
+    origin = spec.get("source_path") or spec.get("git_repo")
+    _run(pip_wheel + [str(src)], f"pip wheel of {origin}")
+    name = _normalize(spec["package"])
+    found = [w for w in wheel_dir.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
+    if not found:
+        raise BuildError(f"no wheel named {spec['package']} was built from {origin} (is deploy_package_name right?)")
+    return found[0].name.split("-")[1]
+
+
 def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work: Path) -> tuple[str, list[str], str]:
     """Fill WHEELS for spec['target']; return (version, the pinned requirements to install,
     the gunicorn requirement added or '')."""
@@ -147,14 +159,8 @@ def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work:
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
     wanted: list[str] = []
     if settings["type"] == "package":
-        _run(pip + ["wheel", "--quiet", "--no-deps", "--ignore-requires-python", "--wheel-dir", str(local), str(src)],
-             f"pip wheel of {spec.get('source_path') or spec.get('git_repo')}")
-        name = _normalize(spec["package"])
-        found = [w for w in local.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
-        if not found:
-            raise BuildError(f"no wheel named {spec['package']} was built from "
-                             f"{spec.get('source_path') or spec.get('git_repo')} (is deploy_package_name right?)")
-        version = found[0].name.split("-")[1]
+        version = _app_wheel(spec, pip + ["wheel", "--quiet", "--no-deps", "--ignore-requires-python",
+                                          "--wheel-dir", str(local)], local, src)
         wanted.append(f"{spec['package']}=={version}")
     else:
         version = settings["version"]
@@ -216,13 +222,7 @@ def _build_here(spec: dict, settings: dict, src: Path, wheels: Path) -> tuple[st
            "--wheel-dir", str(wheels)]
     wanted: list[str] = []
     if settings["type"] == "package":
-        _run(pip + [str(src)], f"pip wheel of {spec.get('source_path') or spec.get('git_repo')}")
-        name = _normalize(spec["package"])
-        found = [w for w in wheels.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
-        if not found:
-            raise BuildError(f"no wheel named {spec['package']} was built from "
-                             f"{spec.get('source_path') or spec.get('git_repo')} (is deploy_package_name right?)")
-        version = found[0].name.split("-")[1]
+        version = _app_wheel(spec, pip, wheels, src)
         wanted.append(f"{spec['package']}=={version}")
     else:
         _run(pip + ["-r", str(src / settings["requirements"])], f"pip wheel -r {settings['requirements']}")
