@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the offline sandbox base image (Debian 12 or 13 + systemd + nginx + supervisor)
+# Build the offline sandbox base image (Debian 12 or 13 + systemd + nginx + supervisor,
+# and every nginx build of the suite in apt's cache, for the nginx binary upgrade)
 # without any container registry: debootstrap a rootfs and `podman import` it.
 #
 # Usage: sandbox/build-image.sh [--force]
@@ -161,6 +162,14 @@ echo localhost > "$ROOTFS/etc/hostname"
 log "refreshing package lists and cleaning archives"
 in_chroot apt-get update
 in_chroot apt-get clean
+# Every build of nginx the suite's archive has (bookworm and bookworm-security each have
+# one), kept in apt's cache: the nginx binary upgrade (roles/nginx_upgrade) goes from one
+# to another offline, as a host with a reachable mirror would download them.
+NGINX_VERSIONS="$(in_chroot apt-cache madison nginx | awk '{print $3}' | sort -u | tr '\n' ' ')"
+log "caching nginx builds for the binary upgrade: $NGINX_VERSIONS"
+for version in $NGINX_VERSIONS; do
+  in_chroot sh -c "cd /var/cache/apt/archives && apt-get download -q nginx=$version nginx-common=$version"
+done
 rm -f "$ROOTFS/usr/sbin/policy-rc.d"
 rm -rf "$ROOTFS"/tmp/* "$ROOTFS"/var/tmp/* "$ROOTFS"/var/log/*.log \
   "$ROOTFS"/var/cache/debconf/*-old "$ROOTFS"/var/lib/dpkg/*-old

@@ -41,6 +41,14 @@ SUPERVISOR_LOG_DIR = "/var/log/supervisor"
 
 MARKER = "; zerodowntime.web program: "
 
+# nginx's binary and its upgrade (roles/nginx_upgrade): the binary that served before the
+# swap is kept as a hard link (a rollback renames it back), the new one is staged beside
+# it (same filesystem, so the swap is one rename); one upgrade at a time per host.
+NGINX_BINARY = "/usr/sbin/nginx"
+NGINX_BINARY_BEFORE = "/usr/sbin/.nginx.zdt-before"
+NGINX_BINARY_STAGED = "/usr/sbin/.nginx.zdt-staged"
+NGINX_UPGRADE_LOCK = f"{STATE_DIR}/nginx-upgrade.lock"
+
 _APP = re.compile(APP_PATTERN)
 _RELEASE = re.compile(RELEASE_PATTERN)
 _PROCESS = re.compile(PROCESS_PATTERN)
@@ -89,6 +97,15 @@ def parse_program(name: str) -> tuple[str, str, str] | None:
     return app, release, process
 
 
+def apps_on_host(state_dir: str = STATE_DIR) -> list[str]:
+    """Names of the apps deployed on this host (each has its state directory), sorted."""
+    try:
+        names = os.listdir(state_dir)
+    except OSError:
+        return []
+    return sorted(n for n in names if valid_app(n) and os.path.isdir(f"{state_dir}/{n}"))
+
+
 class App:
     """The layout of one app on a host."""
 
@@ -115,6 +132,9 @@ class App:
         self.standby_state = f"{self.state}/standby.json"
         self.site_before = f"{self.state}/site.before.conf"
         self.once = f"{self.state}/once.json"
+        # How the site is checked through nginx (written at each switch): what the nginx
+        # binary upgrade asks of every app on the host.
+        self.site_record = f"{self.state}/site.json"
         # nginx
         self.ident = nginx_ident(name)
         self.site_conf = f"{nginx_dir}/{name}.conf"

@@ -26,6 +26,7 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import (
 
 MAIN_CONF = "/etc/nginx/nginx.conf"
 PID_FILE = "/run/nginx.pid"
+ERROR_LOG = "/var/log/nginx/error.log"
 _INCLUDE = re.compile(r"^(?P<indent>[ \t]*)include[ \t]+(?P<pattern>[^;]+);", re.MULTILINE)
 
 

@@ -55,6 +55,12 @@ options:
     description: After a reload, wait up to this many seconds for the old workers to exit (0 does not wait).
     type: int
     default: 0
+  record:
+    description: >-
+      Once the release passed O(check), write C(content) (a dict, as JSON) to C(path) when it differs: the app's
+      record of how its site is checked, which the nginx binary upgrade uses for every app on the host. Not
+      reported as a change.
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -94,6 +100,7 @@ timings:
   returned: when not in check mode
 """
 
+import json
 import os
 import time
 
@@ -113,6 +120,7 @@ def main() -> None:
             "save_before": {"type": "path"},
             "check": {"type": "dict"},
             "drain_timeout": {"type": "int", "default": 0},
+            "record": {"type": "dict"},
         },
         supports_check_mode=True,
     )
@@ -168,6 +176,12 @@ def main() -> None:
         result["timings"]["check"] = round(time.monotonic() - clock, 2)
         if error:
             module.fail_json(msg=error, **result)
+    record = params["record"]
+    if record and read(record["path"]) != (text := json.dumps(record["content"], indent=1, sort_keys=True) + "\n"):
+        # The collection's own record of how the site is checked (not the site itself): like
+        # history.jsonl, writing it is not reported as a change.
+        directory(os.path.dirname(record["path"]), 0o700, 0, 0)
+        write_atomic(record["path"], text, 0o600, 0, 0)
     if params["drain_timeout"] > 0:
         clock = time.monotonic()
         result["drained"] = zdt_nginx.drain(params["drain_timeout"])
