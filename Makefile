@@ -86,7 +86,7 @@ SCENARIOS ?= default realapp failures
 # Each run's output also goes to build/molecule-<run>.log and its tests' report to
 # build/junit-<run>.xml; when one fails, its failed tests are printed last, where the
 # tail of a CI log shows them.
-molecule: setup  ## The core scenario (Debian 12 and 13), a real Django project beside another app, the failure matrix
+molecule: setup  ## The core scenario (Debian 12 and 13), a real Django project beside another app and nginx's binary upgrade, the failure matrix
 	@mkdir -p build; rm -f build/junit-*.xml; for run in $(SCENARIOS); do \
 	  scenario=$${run%@*}; platform=$${run#$$scenario}; platform=$${platform#@}; \
 	  image=$(MOLECULE_IMAGE); [ -z "$$platform" ] || image=localhost/zerodowntime-sandbox:$$platform; \

@@ -62,8 +62,11 @@ class LockHeld(Exception):
     def describe(self, app: str) -> str:
         h = self.holder
         since = h.get("started_at", "?")
-        who = (f"the {h.get('action', 'deploy')} of release {h.get('release') or '(not named yet)'} by "
-               f"{h.get('user', '?')}@{h.get('controller', '?')}")
+        if h.get("action") == "nginx_upgrade":
+            who = f"the nginx upgrade by {h.get('user', '?')}@{h.get('controller', '?')}"
+        else:
+            who = (f"the {h.get('action', 'deploy')} of release {h.get('release') or '(not named yet)'} by "
+                   f"{h.get('user', '?')}@{h.get('controller', '?')}")
         if h.get("pid"):
             who += f" (pid {h['pid']} on this host)"
         elif h.get("controller_pid"):

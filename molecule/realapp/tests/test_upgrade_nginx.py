@@ -162,7 +162,7 @@ def test_an_upgrade_never_overlaps_a_deploy_and_the_deploy_works(story):
     assert story["deploy_locked"], "the deploy never took its lock"
     refused = story["during deploy"]
     assert refused["rc"] != 0
-    assert "nginx upgrade refused: the deploy lock of shop-admin is held by the deploy" in refused["text"], \
+    assert "nginx upgrade refused: the deploy lock of shop-admin is held by the deploy of release" in refused["text"], \
         refused["tail"]
     assert "Nothing was changed" in refused["text"]
     assert refused["after"]["package"] == story["new"]

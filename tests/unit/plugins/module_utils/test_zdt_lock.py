@@ -85,3 +85,11 @@ def test_boot_identity_changes_with_pid_1(monkeypatch):
     now = zdt_lock.boot_id()
     monkeypatch.setattr(zdt_lock, "process_start", lambda pid: "12345" if pid == 1 else None)
     assert zdt_lock.boot_id() != now
+
+
+def test_a_deploy_during_an_nginx_upgrade_is_told_so(lock):
+    lock.take({"action": "nginx_upgrade", "release": "", "user": "ops", "controller": "bastion"}, host_process=True)
+    with pytest.raises(LockHeld) as held:
+        lock.take({"action": "deploy"}, wait=0.2)
+    text = held.value.describe("shop")
+    assert "held by the nginx upgrade by ops@bastion (pid" in text and "which is alive" in text
