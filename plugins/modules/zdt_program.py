@@ -120,6 +120,7 @@ removed:
 """
 
 import os
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -140,9 +141,23 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor im
 DOWN = ("FATAL", "EXITED", "BACKOFF", "STOPPED")
 
 
+# A Python exception's last line ("RuntimeError: ..."), the app's own error, unlike gunicorn's
+# HaltServer that follows it when workers fail to boot.
+_EXCEPTION = re.compile(r"^\s*(?:[a-z_]\w*\.)*[A-Z]\w*: ")
+
+
 def log_says(app: App, release: str, process: str) -> str:
-    lines = log_tail(app, release, process, 8)
-    return f" Its log ({app.program_log(release, process)}) ends: " + " | ".join(lines) if lines else ""
+    """The end of the program's log and, when it is not in that end (several workers
+    crashed, then gunicorn's master: their tracebacks interleave), the app's last exception."""
+    lines = log_tail(app, release, process, 60)
+    if not lines:
+        return ""
+    end = lines[-8:]
+    errors = [line.strip() for line in lines if _EXCEPTION.match(line) and "HaltServer" not in line]
+    said = f" Its log ({app.program_log(release, process)}) ends: " + " | ".join(end)
+    if errors and not any(errors[-1] in line for line in end):
+        said += f" (the app's last error: {errors[-1]})"
+    return said
 
 
 def wait_healthy(module: AnsibleModule, app: App, supervisor: Supervisor, release: str, result: dict) -> None:
