@@ -56,7 +56,7 @@ def deb_sha(host, version: str) -> str:
 
 def upgrade(*extra: str) -> dict:
     started = time.monotonic()
-    result = run("nginx_upgrade.yml", "-e", "nginx_upgrade_bake_seconds=5", *extra)
+    result = run("nginx_upgrade.yml", "-e", "nginx_upgrade_bake_seconds=2", *extra)
     return {"rc": result.returncode, "seconds": round(time.monotonic() - started, 1), "text": squash(result),
             "tail": tail(result)}
 
