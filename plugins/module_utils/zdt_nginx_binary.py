@@ -148,14 +148,17 @@ class Packages:
         """Record the packages as installed (the binary already serves): their maintainer
         scripts may not start, restart or upgrade nginx (policy-rc.d), and the cached
         .debs are used (nothing downloaded)."""
-        ours = not os.path.exists(POLICY_RC)
-        if ours:
+        saved = f"{POLICY_RC}.zdt-saved"
+        if os.path.lexists(POLICY_RC):  # the host's own policy, put back afterwards
+            os.rename(POLICY_RC, saved)
+        try:
             write_atomic(POLICY_RC, "#!/bin/sh\n# zerodowntime.web nginx upgrade: no service actions\nexit 101\n",
                          0o755)
-        try:
             proc = self._apt("--no-download")
         finally:
-            if ours:
+            if os.path.lexists(saved):
+                os.replace(saved, POLICY_RC)
+            elif os.path.lexists(POLICY_RC):
                 os.unlink(POLICY_RC)
         if proc.returncode != 0:
             raise UpgradeError("package", f"apt-get install of nginx {self.version} failed: "
