@@ -23,6 +23,7 @@ import time
 
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read, write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import wait_until
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import (
     NGINX_BINARY,
     NGINX_BINARY_STAGED,
@@ -259,12 +260,8 @@ def pid_file(suffix: str = "") -> int | None:
 
 
 def wait(predicate, seconds: float, pause: float = 0.05):  # noqa: ANN001, ANN201 - a small loop helper
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(pause)
+    """PREDICATE's first true value within SECONDS, else its last value."""
+    return wait_until(time.monotonic() + seconds, pause, predicate)
 
 
 def signal_master(pid: int, name: str) -> None:

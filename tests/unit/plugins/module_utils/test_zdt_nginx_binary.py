@@ -64,3 +64,9 @@ def test_the_apps_on_a_host_are_its_state_directories_with_app_names(tmp_path):
         (tmp_path / name).mkdir() if name != "nginx-upgrade.lock" else (tmp_path / name).touch()
     assert apps_on_host(str(tmp_path)) == ["shop", "shop-admin"]
     assert apps_on_host(str(tmp_path / "missing")) == []
+
+
+def test_wait_returns_the_first_true_value_or_the_last_one():
+    values = iter([0, 0, 7, 8])
+    assert nb.wait(lambda: next(values), 5, 0) == 7
+    assert nb.wait(lambda: 0, 0.05, 0.01) == 0
