@@ -108,56 +108,30 @@ def with_shutdown_timeout(text: str, seconds: int) -> str:
 
 # --- the running nginx ------------------------------------------------------------------
 
-MASTER_TITLE = "nginx: master"
-WORKER_TITLE = "nginx: worker process"
-
-
-def pid_file(suffix: str = "") -> int | None:
-    """The pid in nginx's pid file (SUFFIX ".oldbin": the old master's during a binary upgrade)."""
-    text = (read(PID_FILE + suffix) or "").strip()
-    return int(text) if text.isdigit() else None
-
-
-def alive(pid: int | None) -> bool:
-    """Whether PID is an nginx master."""
-    return bool(pid) and (read(f"/proc/{pid}/cmdline") or "").startswith(MASTER_TITLE)
-
-
 def master_pid() -> int | None:
     """The pid of the running nginx master, None when nginx is not running."""
-    pid = pid_file()
-    return pid if alive(pid) else None
+    text = (read(PID_FILE) or "").strip()
+    if not text.isdigit():
+        return None
+    cmdline = read(f"/proc/{text}/cmdline")
+    return int(text) if cmdline and cmdline.startswith("nginx: master") else None
 
 
-def processes() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, title) of every nginx process."""
-    found = []
+def _titles() -> dict[int, str]:
+    titles = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                title = handle.read().rstrip(b"\0").decode("utf-8", "replace")
-        except OSError:
-            continue
-        stat = read(f"/proc/{entry}/stat") if title.startswith("nginx:") else None
-        if stat:
-            found.append((int(entry), int(stat.rsplit(")", 1)[-1].split()[1]), title))
-    return found
-
-
-def masters() -> list[int]:
-    return sorted(pid for pid, _parent, title in processes() if title.startswith(MASTER_TITLE))
-
-
-def workers(master: int) -> list[int]:
-    """The workers of MASTER that accept connections (not those shutting down)."""
-    return [pid for pid, parent, title in processes() if parent == master and title == WORKER_TITLE]
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    titles[int(entry)] = handle.read().rstrip(b"\0").decode("utf-8", "replace")
+            except OSError:
+                continue
+    return titles
 
 
 def serving_workers() -> set[int]:
     """Pids of the nginx workers that accept connections (not those shutting down)."""
-    return {pid for pid, _parent, title in processes() if title == WORKER_TITLE}
+    return {pid for pid, title in _titles().items() if title == "nginx: worker process"}
 
 
 def reload() -> float:
@@ -183,7 +157,7 @@ def drain(seconds: float) -> bool:
     """Wait until no nginx worker of an older configuration is left; True when none is."""
     deadline = time.monotonic() + seconds
     while True:
-        if not any(title == f"{WORKER_TITLE} is shutting down" for _pid, _parent, title in processes()):
+        if not any(t == "nginx: worker process is shutting down" for t in _titles().values()):
             return True
         if time.monotonic() >= deadline:
             return False

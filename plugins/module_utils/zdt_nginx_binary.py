@@ -22,7 +22,7 @@ import tarfile
 import time
 
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read, write_atomic
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import wait_until
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import (
     NGINX_BINARY,
@@ -34,6 +34,8 @@ POLICY_RC = "/usr/sbin/policy-rc.d"
 VERSION_PATTERN = r"([0-9]+:)?[0-9][A-Za-z0-9.+~-]*"
 _VERSION = re.compile(VERSION_PATTERN)
 _INST = re.compile(r"^Inst (\S+) (?:\[[^\]]*\] )?\((\S+)")
+MASTER_TITLE = "nginx: master process"
+WORKER_TITLE = "nginx: worker process"
 
 
 class UpgradeError(Exception):
@@ -209,6 +211,36 @@ def test_binary(binary: str, main_conf: str = zdt_nginx.MAIN_CONF) -> str:
 
 # --- the running nginx -----------------------------------------------------------------
 
+def _processes() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, title) of every process."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        stat, cmdline = read(f"/proc/{entry}/stat"), None
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                cmdline = handle.read().rstrip(b"\0").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if stat:
+            found.append((int(entry), int(stat.rsplit(")", 1)[-1].split()[1]), cmdline))
+    return found
+
+
+def masters() -> list[int]:
+    return sorted(pid for pid, _parent, title in _processes() if title.startswith(MASTER_TITLE))
+
+
+def workers(master: int) -> list[int]:
+    """The workers of MASTER that accept connections (not those shutting down)."""
+    return [pid for pid, parent, title in _processes() if parent == master and title == WORKER_TITLE]
+
+
+def alive(pid: int | None) -> bool:
+    return bool(pid) and (read(f"/proc/{pid}/cmdline") or "").startswith(MASTER_TITLE)
+
+
 def runs_file(pid: int, path: str) -> bool:
     """Whether process PID runs the binary at PATH: the same file, or the same bytes (apt
     unpacks a new file even when its content is what already runs; an older, deleted
@@ -220,6 +252,11 @@ def runs_file(pid: int, path: str) -> bool:
         return sha256(f"/proc/{pid}/exe") == sha256(path)
     except OSError:
         return False
+
+
+def pid_file(suffix: str = "") -> int | None:
+    text = (read(zdt_nginx.PID_FILE + suffix) or "").strip()
+    return int(text) if text.isdigit() else None
 
 
 def wait(predicate, seconds: float, pause: float = 0.05):  # noqa: ANN001, ANN201 - a small loop helper

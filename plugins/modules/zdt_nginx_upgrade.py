@@ -233,9 +233,9 @@ class Upgrade:
         nb.signal_master(self.old, "USR2")
         deadline = started + self.params["start_timeout"]
         while time.monotonic() < deadline:
-            new, oldbin = zdt_nginx.pid_file(), zdt_nginx.pid_file(".oldbin")
+            new, oldbin = nb.pid_file(), nb.pid_file(".oldbin")
             renamed = renamed or oldbin == self.old
-            if new and new != self.old and oldbin == self.old and zdt_nginx.alive(new) and zdt_nginx.workers(new):
+            if new and new != self.old and oldbin == self.old and nb.alive(new) and nb.workers(new):
                 self.new = new
                 break
             if renamed and oldbin is None and new == self.old:
@@ -243,7 +243,7 @@ class Upgrade:
             time.sleep(0.05)
         self._time("start", started)
         if not self.new:
-            others = [m for m in zdt_nginx.masters() if m != self.old]
+            others = [m for m in nb.masters() if m != self.old]
             self.new = others[0] if others else None
             why = ("the new master did not start its workers within "
                    f"{self.params['start_timeout']:g} s" if self.new else "the new master exited after USR2")
@@ -256,7 +256,7 @@ class Upgrade:
         started = time.monotonic()
         nb.signal_master(self.old, "WINCH")
         self.winched = True
-        if not nb.wait(lambda: not zdt_nginx.workers(self.old), 10):
+        if not nb.wait(lambda: not nb.workers(self.old), 10):
             raise nb.UpgradeError("winch", f"the old master {self.old}'s workers still take connections 10 s after "
                                            "WINCH")
         self._time("winch", started)
@@ -265,7 +265,7 @@ class Upgrade:
     def bake(self) -> None:
         started = time.monotonic()
         while time.monotonic() - started < self.params["bake_seconds"]:
-            if not zdt_nginx.alive(self.new) or not zdt_nginx.workers(self.new):
+            if not nb.alive(self.new) or not nb.workers(self.new):
                 raise nb.UpgradeError("bake", f"the new master {self.new} or its workers died")
             why = self.sites.health()
             if why:
@@ -276,7 +276,7 @@ class Upgrade:
     def quit_old(self) -> None:
         started = time.monotonic()
         nb.signal_master(self.old, "QUIT")
-        if not nb.wait(lambda: not zdt_nginx.alive(self.old), self.params["quit_timeout"], 0.1):
+        if not nb.wait(lambda: not nb.alive(self.old), self.params["quit_timeout"], 0.1):
             raise nb.UpgradeError("quit", f"the old master {self.old} did not exit within "
                                           f"{self.params['quit_timeout']:g} s of QUIT")
         self._time("quit", started)
@@ -290,21 +290,21 @@ class Upgrade:
             steps.append(f"the old binary is back at {NGINX_BINARY}")
         if os.path.lexists(NGINX_BINARY_STAGED):
             os.unlink(NGINX_BINARY_STAGED)
-        if not zdt_nginx.alive(self.old):
+        if not nb.alive(self.old):
             return steps, [f"the old master {self.old} is gone"]
-        if self.winched or not zdt_nginx.workers(self.old):
+        if self.winched or not nb.workers(self.old):
             nb.signal_master(self.old, "HUP")
-            if nb.wait(lambda: zdt_nginx.workers(self.old), 10):
+            if nb.wait(lambda: nb.workers(self.old), 10):
                 steps.append(f"old master {self.old}'s workers back (HUP)")
             else:
                 errors.append(f"old master {self.old} started no workers after HUP")
-        if self.new and zdt_nginx.alive(self.new):
+        if self.new and nb.alive(self.new):
             nb.signal_master(self.new, "QUIT")
-            if nb.wait(lambda: not zdt_nginx.alive(self.new), self.params["quit_timeout"], 0.1):
+            if nb.wait(lambda: not nb.alive(self.new), self.params["quit_timeout"], 0.1):
                 steps.append(f"new master {self.new} exited (QUIT)")
             else:
                 errors.append(f"new master {self.new} still runs {self.params['quit_timeout']:g} s after QUIT")
-        if nb.wait(lambda: zdt_nginx.pid_file() == self.old, 5):
+        if nb.wait(lambda: nb.pid_file() == self.old, 5):
             steps.append(f"{zdt_nginx.PID_FILE} names the old master again")
         else:
             errors.append(f"{zdt_nginx.PID_FILE} does not name the old master {self.old}")
@@ -381,7 +381,7 @@ def main() -> None:
     if old is None:
         module.fail_json(msg="nginx is not running: there is no master to upgrade (systemctl start nginx). "
                              "Nothing was changed.")
-    others = [m for m in zdt_nginx.masters() if m != old]
+    others = [m for m in nb.masters() if m != old]
     if others or os.path.exists(zdt_nginx.PID_FILE + ".oldbin"):
         module.fail_json(msg=f"an earlier binary upgrade is unfinished: nginx masters {[old] + others} run (see "
                              f"{zdt_nginx.PID_FILE}.oldbin). Finish or undo it first. Nothing was changed.")
