@@ -217,14 +217,14 @@ def _processes() -> list[tuple[int, int, str]]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        stat, cmdline = read(f"/proc/{entry}/stat"), None
-        try:
+        try:  # a process may exit meanwhile (ENOENT, or ESRCH while it is reaped)
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as handle:
+                stat = handle.read()
             with open(f"/proc/{entry}/cmdline", "rb") as handle:
                 cmdline = handle.read().rstrip(b"\0").decode("utf-8", "replace")
         except OSError:
             continue
-        if stat:
-            found.append((int(entry), int(stat.rsplit(")", 1)[-1].split()[1]), cmdline))
+        found.append((int(entry), int(stat.rsplit(")", 1)[-1].split()[1]), cmdline))
     return found
 
 
