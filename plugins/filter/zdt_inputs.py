@@ -28,6 +28,7 @@ RANGES = {
     "deploy_preview_port": (1, 65535), "deploy_standby_seconds": (0, 86400), "deploy_keep_releases": (1, 1000),
     "deploy_watch_seconds": (0, 3600), "deploy_program_settle_seconds": (1, 600),
     "deploy_listen": (1, 65535), "deploy_tls_listen": (1, 65535), "deploy_hsts_max_age": (0, 315360000),
+    "deploy_canary_seconds": (0, 3600), "deploy_fleet_max_fail_percentage": (0, 100),
 }
 
 
@@ -123,6 +124,22 @@ def zdt_input_problems(inputs: dict) -> list[str]:
     if str(get("deploy_rollback_migrations", "refuse")) not in ("refuse", "ignore", "unapply"):
         found.append("deploy_rollback_migrations must be refuse, ignore or unapply")
     found += _site_problems(get)
+    found += _lb_problems(get)
+    return found
+
+
+def _lb_problems(get) -> list[str]:  # noqa: ANN001
+    """The load balancer: a known host, or the user's own drain and restore tasks."""
+    found = []
+    host, drain, restore = (str(get(k) or "") for k in ("deploy_lb_host", "deploy_lb_drain_tasks",
+                                                         "deploy_lb_restore_tasks"))
+    if host and not _truthy(get("deploy_lb_known", True)):
+        found.append(f"deploy_lb_host {host!r} is not a host of the inventory")
+    if bool(drain) != bool(restore):
+        found.append("deploy_lb_drain_tasks and deploy_lb_restore_tasks go together (set both or neither)")
+    if _truthy(get("deploy_lb_drain", False)) and not host and not drain:
+        found.append("deploy_lb_drain needs deploy_lb_host (an inventory host running the nginx_lb role) "
+                     "or deploy_lb_drain_tasks and deploy_lb_restore_tasks")
     return found
 
 

@@ -55,3 +55,20 @@ def test_good_inputs_pass():
 def test_each_problem_names_its_variable(change, named):
     problems = zdt_input_problems({**GOOD, **change})
     assert problems and any(named in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"deploy_lb_drain": True}, "deploy_lb_drain needs deploy_lb_host"),
+    ({"deploy_lb_host": "lb9", "deploy_lb_known": False}, "deploy_lb_host 'lb9' is not a host of the inventory"),
+    ({"deploy_lb_drain_tasks": "drain.yml"}, "deploy_lb_drain_tasks and deploy_lb_restore_tasks go together"),
+    ({"deploy_fleet_max_fail_percentage": 101}, "deploy_fleet_max_fail_percentage must be a whole number"),
+    ({"deploy_canary_seconds": -1}, "deploy_canary_seconds must be a whole number"),
+])
+def test_load_balancer_and_fleet_inputs_are_named(extra, named):
+    assert any(named in problem for problem in zdt_input_problems({**GOOD, **extra}))
+
+
+def test_a_known_load_balancer_or_own_tasks_pass():
+    assert zdt_input_problems({**GOOD, "deploy_lb_drain": True, "deploy_lb_host": "lb1", "deploy_lb_known": True}) == []
+    assert zdt_input_problems({**GOOD, "deploy_lb_drain": True, "deploy_lb_drain_tasks": "d.yml",
+                               "deploy_lb_restore_tasks": "r.yml"}) == []
