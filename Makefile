@@ -19,7 +19,7 @@ export MOLECULE_IMAGE   ?= $(IMAGE)
 export MOLECULE_IMAGE13 ?= $(IMAGE13)
 export SANDBOX_KEY      ?= $(HOME)/.ssh/zerodowntime-sandbox_ed25519
 
-.PHONY: help setup apt venv image demo bench test test-failures lint sanity units core-smoke checks changelog molecule clean
+.PHONY: help setup apt venv image demo bench bench-fleet test test-failures lint sanity units core-smoke checks changelog molecule clean
 
 help:  ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; p
 
 bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 0/10/30 s (~25 min)
 	python tools/bench.py
+
+bench-fleet: setup  ## The fleet scenario (3 app hosts, 1 load balancer), then its table: seconds and requests per case (~8 min)
+	$(MAKE) molecule SCENARIOS=fleet
+	python tools/fleet_table.py build/fleet-results.json
 
 lint: venv  ## ansible-lint (production profile), ruff, role docs, changelog fragments, plugin and role docs
 	ansible-lint
