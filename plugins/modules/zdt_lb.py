@@ -409,7 +409,8 @@ def restored(change: Change, params: dict) -> None:
             answers.append({"member": backend["host"], "url": url, "status": answer.status,
                             "answer": answer.describe()})
             if not 200 <= answer.status < 300:
-                refused.append(f"{backend['host']} answered {answer.describe()} at {url} (Host {before['health_host']})")
+                said = f"answered {answer.describe()}" if answer.status else f"gave {answer.describe()}"
+                refused.append(f"{backend['host']} {said} at {url} (Host {before['health_host']})")
         change.result["health"] = answers
         change.timing("health", clock)
         if refused:

@@ -101,7 +101,7 @@ def test_restore_asks_the_members_health_and_refuses_an_unhealthy_one(run_module
     monkeypatch.setattr(zdt_lb, "get_tcp", get)
     refused = run_module(zdt_lb.main, {"name": "shop", "state": "restored", "members": ["web1"]})
     assert asked == [("127.0.0.1", 8001, "/health", "shop.example.com")]
-    assert refused.failed and "web1 answered no answer (Connection refused) at http://127.0.0.1:8001/health" in (
+    assert refused.failed and "web1 gave no answer (Connection refused) at http://127.0.0.1:8001/health" in (
         refused.result["msg"])
     assert "down;" in open(host.lb.upstream_conf).read()
     monkeypatch.setattr(zdt_lb, "get_tcp", lambda *a, **k: Answer(204, {}, ""))
