@@ -19,6 +19,9 @@ Names are unambiguous by construction:
   injectively (``_`` -> ``__``, ``-`` -> ``_d``): ``a-b`` and ``a_b`` never share one.
 - Per-app files are ``<app>.conf`` and ``<app>.preview.conf``: app names have no
   ``.``, so no app's site file is another app's preview file.
+- A load balancer site (role nginx_lb) is ``<name>.lb.*``, its nginx identifiers start
+  with ``zdtlb_`` (an app's with ``zdt_``), and its state lives in ``lb.d``, which is no
+  app name: an app and a load balancer of the same name never share a file or a name.
 """
 from __future__ import annotations
 
@@ -49,7 +52,16 @@ NGINX_BINARY_BEFORE = "/usr/sbin/.nginx.zdt-before"
 NGINX_BINARY_STAGED = "/usr/sbin/.nginx.zdt-staged"
 NGINX_UPGRADE_LOCK = f"{STATE_DIR}/nginx-upgrade.lock"
 
+# The load balancer (roles/nginx_lb): one site per name, in front of app hosts. Its state
+# (what `main` configured, which members are drained) is read by drain/restore/report,
+# which other hosts delegate to the load balancer. lb.d is not an app name, so
+# apps_on_host() (the nginx upgrade's list of apps) never takes it for one.
+LB_PATTERN = r"[a-z0-9_-]{1,32}"
+LB_STATE_DIR = f"{STATE_DIR}/lb.d"
+NGINX_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+
 _APP = re.compile(APP_PATTERN)
+_LB = re.compile(LB_PATTERN)
 _RELEASE = re.compile(RELEASE_PATTERN)
 _PROCESS = re.compile(PROCESS_PATTERN)
 
@@ -86,6 +98,10 @@ def check_process(process: str) -> str:
 def nginx_ident(app: str) -> str:
     """The app name as an nginx identifier, injectively: '_' -> '__', '-' -> '_d'."""
     return app.replace("_", "__").replace("-", "_d")
+
+
+def valid_lb(name: object) -> bool:
+    return isinstance(name, str) and bool(_LB.fullmatch(name))
 
 
 def parse_program(name: str) -> tuple[str, str, str] | None:
@@ -254,3 +270,26 @@ class App:
             "program_conf": self.program_conf(release), "link": self.link_value(release),
             "programs": {p: self.program(release, p) for p in [WEB] + list(processes or [])},
         }
+
+
+class Lb:
+    """The layout of one load balancer site (role nginx_lb) on its host."""
+
+    def __init__(self, name: str, *, nginx_dir: str = NGINX_CONF_DIR, state_dir: str = LB_STATE_DIR) -> None:
+        if not valid_lb(name):
+            raise LayoutError(f"invalid load balancer name {name!r}: 1-32 characters from [a-z0-9_-]")
+        self.name = name
+        self.state_dir = state_dir
+        # What `main` configured and which members are drained (JSON), and the lock that
+        # serializes every change of it (the state file itself is replaced by a rename).
+        self.state = f"{state_dir}/{name}.json"
+        self.lock = f"{state_dir}/{name}.lock"
+        self.ident = nginx_ident(name)
+        self.upstream_conf = f"{nginx_dir}/{name}.lb.upstream.conf"
+        self.server_conf = f"{nginx_dir}/{name}.lb.conf"
+        self.upstream = f"zdtlb_{self.ident}"
+        self.log_format = f"zdtlb_{self.ident}"
+        self.access_log = f"{NGINX_LOG_DIR}/{name}.lb.access.log"
+
+    def as_dict(self) -> dict:
+        return {key: value for key, value in vars(self).items() if isinstance(value, str)}
