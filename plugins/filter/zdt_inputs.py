@@ -131,8 +131,8 @@ def zdt_input_problems(inputs: dict) -> list[str]:
 def _lb_problems(get) -> list[str]:  # noqa: ANN001
     """The load balancer: a known host, or the user's own drain and restore tasks."""
     found = []
-    host, drain, restore = (str(get(k) or "") for k in ("deploy_lb_host", "deploy_lb_drain_tasks",
-                                                         "deploy_lb_restore_tasks"))
+    names = ("deploy_lb_host", "deploy_lb_drain_tasks", "deploy_lb_restore_tasks")
+    host, drain, restore = (str(get(name) or "") for name in names)
     if host and not _truthy(get("deploy_lb_known", True)):
         found.append(f"deploy_lb_host {host!r} is not a host of the inventory")
     if bool(drain) != bool(restore):
