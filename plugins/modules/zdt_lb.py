@@ -218,7 +218,7 @@ from contextlib import contextmanager
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_lb, zdt_nginx
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import directory, read, write_atomic
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import get_tcp
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_http import get_tcp, wait_until
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import (
     NGINX_DEFAULT_SITE,
     Lb,
@@ -377,11 +377,13 @@ def drained(change: Change, params: dict) -> None:
     if unresolved:
         raise Refused(f"{', '.join(unresolved)}: address not resolvable on the load balancer, its connections cannot "
                       "be counted (nginx resolved it when it loaded its configuration)")
-    while True:
-        counts = zdt_lb.established(targets)
-        if not any(counts.values()) or time.monotonic() >= deadline:
-            break
-        time.sleep(0.2)
+    counts: dict = {}
+
+    def none_left() -> bool:
+        counts.update(zdt_lb.established(targets))
+        return not any(counts.values())
+
+    wait_until(deadline, 0.2, none_left)
     change.timing("connections", clock)
     change.result["connections"] = counts
     left = {name: count for name, count in counts.items() if count}

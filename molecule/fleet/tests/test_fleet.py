@@ -42,6 +42,12 @@ def fleet_serving() -> dict[str, str]:
     return {name: serving(name) for name in APPS}
 
 
+def fleet_on(version: str) -> None:
+    """Every app host serves one release, of VERSION."""
+    releases = set(fleet_serving().values())
+    assert len(releases) == 1 and releases.pop().startswith(f"{version}-"), fleet_serving()
+
+
 def last_run() -> dict:
     return json.loads(HISTORY.read_text().splitlines()[-1])
 
@@ -102,8 +108,7 @@ def test_a_rolling_deploy_drained_at_the_load_balancer_fails_no_request(host):
         result = deploy("3 hosts, serial 1 (drained at the LB)", "2.0.0", "-e", "deploy_serial=1",
                         "-e", "deploy_lb_drain=true")
     assert result.returncode == 0, tail(result)
-    releases = set(fleet_serving().values())
-    assert len(releases) == 1 and releases.pop().startswith("2.0.0-"), fleet_serving()
+    fleet_on("2.0.0")
     no_request_failed(report)
     entry = last_run()
     assert entry["result"] == "success" and entry["batches"] == [[name] for name in APPS], entry
@@ -115,8 +120,7 @@ def test_a_canary_switches_first_alone_and_is_checked_through_the_load_balancer(
         result = deploy("3 hosts, canary (10 s) then the rest", "3.0.0", "-e", "deploy_canary=true",
                         "-e", "deploy_canary_seconds=10")
     assert result.returncode == 0, tail(result)
-    releases = set(fleet_serving().values())
-    assert len(releases) == 1 and releases.pop().startswith("3.0.0-"), fleet_serving()
+    fleet_on("3.0.0")
     no_request_failed(report)
     entry = last_run()
     assert entry["batches"] == [APPS[:1], APPS[1:]], entry
@@ -179,7 +183,6 @@ def test_how_a_deploy_grows_with_the_hosts(host):
         every = deploy("3 hosts, serial 100%", "6.0.0")
     assert every.returncode == 0, tail(every)
     no_request_failed(report)
-    releases = set(fleet_serving().values())
-    assert len(releases) == 1 and releases.pop().startswith("6.0.0-"), fleet_serving()
+    fleet_on("6.0.0")
     assert last_run()["batches"] == [APPS]
     print(json.dumps(RESULTS["timing"], indent=1))
