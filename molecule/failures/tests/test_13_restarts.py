@@ -5,6 +5,7 @@ standby window: the previous release stands by, watched, and retires when the wi
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -32,11 +33,25 @@ def _reachable(host) -> bool:
         return False
 
 
-@pytest.mark.parametrize("phase", ["release | Create the release", "preview | Serve the release"])
-def test_restart_during_a_deploy_is_recovered_by_the_next_deploy(host, serving, phase):
+# The preview takes well under a second with a 0 s boot, and the switch follows it: the
+# restart lands in the preview step through its after-preview hook, which holds the deploy
+# there (the step is the same; a sleep after the preview's line raced the switch).
+HOLD = """- name: Hold the deploy between the preview and the switch
+  ansible.builtin.pause:
+    seconds: 300
+"""
+
+
+@pytest.mark.parametrize("phase", ["release | Create the release", "Hold the deploy between the preview"])
+def test_restart_during_a_deploy_is_recovered_by_the_next_deploy(host, serving, phase, tmp_path):
     env = {**BASE_ENV, "WEBXAMPLE_KILL_CASE": f"restart-{phase.split()[0]}"}
-    proc = subprocess.Popen(playbook_cmd("deploy.yml", source=stage("2.0.0"), env=env), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=ansible_env(), start_new_session=True)
+    extra = []
+    if phase.startswith("Hold"):
+        (tmp_path / "hold.yml").write_text(HOLD)
+        extra = ["-e", json.dumps({"deploy_hooks": {"after_preview": str(tmp_path / "hold.yml")}})]
+    proc = subprocess.Popen(playbook_cmd("deploy.yml", *extra, source=stage("2.0.0"), env=env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ansible_env(),
+                            start_new_session=True)
     for line in proc.stdout:
         if line.startswith("TASK [") and phase in line:
             time.sleep(1)
