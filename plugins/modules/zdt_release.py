@@ -15,9 +15,14 @@ description:
     the release directory, unpacks the artifact, creates the virtualenv and installs it as the app user (at
     nice 10, in a session of its own, so the serving release keeps the CPU), then the shared links, the 0600
     env file and the C(with-env) wrapper. It does not run management commands (see M(zerodowntime.web.zdt_manage)).
+  - With O(installer=uv), C(uv venv) makes the virtualenv (no pip in it) and C(uv pip install) fills it, with uv's
+    cache in C(APP_ROOT/.cache/uv) (the app user's, kept across releases; files hard-linked from it) and bytecode
+    compiled as pip does. The uv binary is C(APP_ROOT/.zdt/uv-VERSION) (root's, 0755); when missing, the one
+    shipped (O(uv)) is copied there and renamed into place, and other versions there are removed.
   - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
-    release is not already complete.
+    release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
+    version; one command over the connection tells both. It returns C(shipped), what it transferred.
 version_added: 0.1.0
 options:
   app_name:
@@ -55,11 +60,29 @@ options:
     description: (present) Python that creates the virtualenv.
     type: path
     default: /usr/bin/python3
+  installer:
+    description: >-
+      (present) What makes the virtualenv and installs into it: C(pip) (C(python -m venv), then the virtualenv's
+      pip) or C(uv) (C(uv venv), then C(uv pip install --python VENV/bin/python)).
+    type: str
+    choices: [pip, uv]
+    default: pip
   pip_args:
-    description: (present) Arguments of C(pip install) (after C(install)).
+    description: (present) Arguments of C(pip install), or of C(uv pip install) after its C(--python) (after C(install)).
     type: list
     elements: str
     default: []
+  uv:
+    description: (present, O(installer=uv)) A uv binary on the host, put in place when that version is missing there.
+    type: path
+  uv_src:
+    description: >-
+      (present, O(installer=uv)) The uv binary on the controller; the action plugin ships it and sets O(uv) when the
+      release is not complete and the host lacks this version.
+    type: path
+  uv_version:
+    description: (present, O(installer=uv)) Version of that uv (C(uv --version)); names its place on the host.
+    type: str
   shared_dirs:
     description: (present) Directories under C(shared/) linked into the release.
     type: list
@@ -112,7 +135,10 @@ EXAMPLES = r"""
     user: webxample
     group: webxample
     artifact_src: ~/.cache/zerodowntime/webxample/0123456789abcdef/artifact.tar.gz
-    pip_args: [--no-index, --find-links, /srv/webxample/releases/2.0.0-3f2a9c1d/wheels, webxample==2.0.0]
+    installer: uv
+    uv_src: /usr/local/bin/uv
+    uv_version: 0.13.9
+    pip_args: [--offline, --no-index, --find-links, /srv/webxample/releases/2.0.0-3f2a9c1d/wheels, webxample==2.0.0]
     shared_dirs: [var]
     media_dir: media
     env_content: "DJANGO_SECRET_KEY='...'\n"
@@ -125,13 +151,25 @@ created:
   type: bool
   returned: when state is present
   sample: true
+installer:
+  description: The installer, C(pip) or C(uv).
+  type: str
+  returned: when state is present
+  sample: uv
 timings:
-  description: Seconds of each part (unpack, venv, pip).
+  description: Seconds of each part (unpack, venv, install; uv when this call put uv in place).
   type: dict
   returned: when the release was created
-  sample: {unpack: 0.21, venv: 2.1, pip: 5.8}
+  sample: {unpack: 0.21, venv: 0.05, install: 1.2}
+shipped:
+  description: What the action plugin transferred to the host (C(artifact), C(uv)).
+  type: list
+  elements: str
+  returned: when state is present
+  sample: [artifact]
 """
 
+import contextlib
 import os
 import shutil
 import time
@@ -143,12 +181,60 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import L
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_owner import Owner, OwnerError
 
 
+def uv_env(app: App) -> dict:
+    """uv's environment: its cache kept in the app root, files hard-linked from it (the
+    releases are on the same filesystem), bytecode compiled as pip does, no configuration
+    file of the host or the user, never a download of a Python."""
+    return {"UV_CACHE_DIR": app.uv_cache, "UV_LINK_MODE": "hardlink", "UV_COMPILE_BYTECODE": "1",
+            "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+
+
+def put_uv(module: AnsibleModule, app: App, result: dict) -> str:
+    """The path of uv (this version) on the host, put in place from the shipped binary when
+    missing: copied beside it, then renamed over (a reader sees no half-written uv); root's,
+    0755, in a directory of root's, handled through a descriptor opened without following a
+    symlink (the app user owns the app root). Other versions there are removed."""
+    params = module.params
+    target = app.uv(params["uv_version"])
+    if os.path.isfile(target) and os.access(target, os.X_OK):
+        return target
+    if not params["uv"]:
+        module.fail_json(msg=f"uv {params['uv_version']} is not on the host ({target}) and none was shipped "
+                             "(give uv_src)", **result)
+    started = time.monotonic()
+    if os.path.islink(app.tools):
+        os.unlink(app.tools)
+    directory(app.tools, 0o755, 0, 0)
+    name = os.path.basename(target)
+    temporary = f".{name}.zdt-tmp"
+    folder = os.open(app.tools, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary, dir_fd=folder)
+        out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700, dir_fd=folder)
+        with os.fdopen(out, "wb") as handle, open(params["uv"], "rb") as shipped:
+            shutil.copyfileobj(shipped, handle, 1 << 20)
+            handle.flush()
+            os.fchown(handle.fileno(), 0, 0)
+            os.fchmod(handle.fileno(), 0o755)
+            os.fsync(handle.fileno())
+        os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+        for other in os.listdir(folder):
+            if other.startswith("uv-") and other != name:
+                os.unlink(other, dir_fd=folder)
+    finally:
+        os.close(folder)
+    result["timings"]["uv"] = round(time.monotonic() - started, 2)
+    return target
+
+
 def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
     params, release = module.params, module.params["release"]
     path = app.release(release)
     timings = result["timings"]
     uid, gid = owner.uid, owner.gid
     directory(app.root, 0o755, uid, gid)
+    uv = put_uv(module, app, result) if params["installer"] == "uv" else ""
     directory(app.releases, 0o755, uid, gid)
     # Others may traverse shared/ (nginx reaches the media directory), not list it.
     directory(app.shared, 0o751, uid, gid)
@@ -179,12 +265,25 @@ def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
         for name in dirs + files:
             os.lchown(os.path.join(directory_path, name), uid, gid)
     timings["unpack"] = round(time.monotonic() - started, 2)
-    started = time.monotonic()
-    owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
-    timings["venv"] = round(time.monotonic() - started, 2)
-    started = time.monotonic()
-    owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
-    timings["pip"] = round(time.monotonic() - started, 2)
+    if uv:
+        env = uv_env(app)
+        # uv's cache: the app user's home is the app root, so this is also where uv would look.
+        directory(os.path.dirname(app.uv_cache), 0o700, uid, gid)
+        directory(app.uv_cache, 0o700, uid, gid)
+        started = time.monotonic()
+        owner.run(module, [uv, "venv", "--quiet", "--no-project", "--python", params["python"], f"{path}/venv"],
+                  path, "creating the virtualenv (uv venv)", result, env)
+        timings["venv"] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
+        owner.run(module, [uv, "pip", "install", "--python", f"{path}/venv/bin/python", *params["pip_args"]], path,
+                  "uv pip install", result, env)
+    else:
+        started = time.monotonic()
+        owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
+        timings["venv"] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
+        owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
+    timings["install"] = round(time.monotonic() - started, 2)
     linked = params["shared_dirs"] + params["shared_files"] + ([params["media_dir"]] if params["media_dir"] else [])
     for each in linked:
         inside = f"{path}/{each}"
@@ -209,7 +308,11 @@ def main() -> None:
             "artifact": {"type": "path"},
             "artifact_src": {"type": "path"},
             "python": {"type": "path", "default": "/usr/bin/python3"},
+            "installer": {"type": "str", "choices": ["pip", "uv"], "default": "pip"},
             "pip_args": {"type": "list", "elements": "str", "default": []},
+            "uv": {"type": "path"},
+            "uv_src": {"type": "path"},
+            "uv_version": {"type": "str"},
             "shared_dirs": {"type": "list", "elements": "str", "default": []},
             "shared_files": {"type": "list", "elements": "str", "default": []},
             "media_dir": {"type": "str", "default": ""},
@@ -218,13 +321,15 @@ def main() -> None:
             "wrapper_content": {"type": "str", "default": ""},
             "lock_token": {"type": "str", "default": "", "no_log": False},
         },
-        required_if=[("state", "present", ("artifact", "user", "group"))],
+        required_if=[("state", "present", ("artifact", "user", "group")), ("installer", "uv", ("uv_version",))],
         supports_check_mode=True,
     )
     params = module.params
     try:
         app = App(params["app_name"], params["app_root"])
         path = app.release(params["release"])
+        if params["installer"] == "uv" and params["state"] == "present":
+            app.uv(params["uv_version"])
     except LayoutError as error:
         module.fail_json(msg=str(error))
     result = {"changed": False, "timings": {}}
@@ -235,6 +340,7 @@ def main() -> None:
         if result["changed"] and not module.check_mode:
             shutil.rmtree(path)
         module.exit_json(**result)
+    result["installer"] = params["installer"]
     result["created"] = not app.complete(params["release"])
     result["changed"] = result["created"]
     if not result["created"] or module.check_mode:
