@@ -135,9 +135,12 @@ class App:
         self.previous = f"{root}/previous"
         self.history = f"{root}/history.jsonl"
         # The installer (venv_release_installer: uv): the controller's uv binary, shipped
-        # once per version, root's (0755) in a directory of root's; and uv's cache, the app
-        # user's, kept across releases (each release's venv hard-links its files from it).
+        # once per version, root's (0755) in a directory of root's; the wheelhouse uv installs
+        # from (root's too: the release's wheels, one that did not change kept as it was, so
+        # uv's cache serves it); and uv's cache, the app user's, kept across releases (each
+        # release's venv hard-links its files from it).
         self.tools = f"{root}/.zdt"
+        self.wheelhouse = f"{self.tools}/wheelhouse"
         self.uv_cache = f"{root}/.cache/uv"
         # State only root may change: the lock, the standby window, the site to go back to.
         self.state = f"{state_dir}/{name}"

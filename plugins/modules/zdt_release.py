@@ -19,6 +19,10 @@ description:
     cache in C(APP_ROOT/.cache/uv) (the app user's, kept across releases; files hard-linked from it) and bytecode
     compiled as pip does. The uv binary is C(APP_ROOT/.zdt/uv-VERSION) (root's, 0755); when missing, the one
     shipped (O(uv)) is copied there and renamed into place, and other versions there are removed.
+  - When O(pip_args) name the app's wheelhouse C(APP_ROOT/.zdt/wheelhouse) (root's), it is first made to hold the
+    release's C(wheels/) and nothing else; a wheel whose content did not change is left as it was, so uv's cache
+    serves it without unpacking it again. What uv cached of a distribution whose wheel was replaced (an app's own
+    wheel changes without a new version) or removed goes first (C(uv cache clean)).
   - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
     release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
@@ -172,6 +176,7 @@ shipped:
 import contextlib
 import os
 import shutil
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -189,11 +194,54 @@ def uv_env(app: App) -> dict:
             "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
 
 
+def root_dir(path: str, parent: int | None = None) -> int:
+    """A descriptor of directory PATH (relative to the directory PARENT, or absolute), made
+    root's, 0755, opened without following a symlink: the app user owns the app root and
+    could have put a link there; a link is removed."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path, dir_fd=parent).st_mode):
+            os.unlink(path, dir_fd=parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o755, dir_fd=parent)
+    folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    os.fchown(folder, 0, 0)
+    os.fchmod(folder, 0o755)
+    return folder
+
+
+def copy_into(folder: int, name: str, source: int, mode: int) -> None:
+    """Replace NAME in FOLDER with the content of the open file SOURCE: written beside it, then
+    renamed over (a reader never sees half a file), root's, MODE."""
+    temporary = f".{name}.zdt-tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=folder)
+    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+    with os.fdopen(out, "wb") as handle, os.fdopen(os.dup(source), "rb") as data:
+        data.seek(0)
+        shutil.copyfileobj(data, handle, 1 << 20)
+        handle.flush()
+        os.fchown(handle.fileno(), 0, 0)
+        os.fchmod(handle.fileno(), mode)
+        os.fsync(handle.fileno())
+    os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def same_content(first: int, second: int) -> bool:
+    if os.fstat(first).st_size != os.fstat(second).st_size:
+        return False
+    os.lseek(first, 0, os.SEEK_SET)
+    os.lseek(second, 0, os.SEEK_SET)
+    while True:
+        one, two = os.read(first, 1 << 20), os.read(second, 1 << 20)
+        if one != two:
+            return False
+        if not one:
+            return True
+
+
 def put_uv(module: AnsibleModule, app: App, result: dict) -> str:
     """The path of uv (this version) on the host, put in place from the shipped binary when
-    missing: copied beside it, then renamed over (a reader sees no half-written uv); root's,
-    0755, in a directory of root's, handled through a descriptor opened without following a
-    symlink (the app user owns the app root). Other versions there are removed."""
+    missing (root's, 0755, renamed into place). Other versions there are removed."""
     params = module.params
     target = app.uv(params["uv_version"])
     if os.path.isfile(target) and os.access(target, os.X_OK):
@@ -202,23 +250,14 @@ def put_uv(module: AnsibleModule, app: App, result: dict) -> str:
         module.fail_json(msg=f"uv {params['uv_version']} is not on the host ({target}) and none was shipped "
                              "(give uv_src)", **result)
     started = time.monotonic()
-    if os.path.islink(app.tools):
-        os.unlink(app.tools)
-    directory(app.tools, 0o755, 0, 0)
     name = os.path.basename(target)
-    temporary = f".{name}.zdt-tmp"
-    folder = os.open(app.tools, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    folder = root_dir(app.tools)
     try:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary, dir_fd=folder)
-        out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o700, dir_fd=folder)
-        with os.fdopen(out, "wb") as handle, open(params["uv"], "rb") as shipped:
-            shutil.copyfileobj(shipped, handle, 1 << 20)
-            handle.flush()
-            os.fchown(handle.fileno(), 0, 0)
-            os.fchmod(handle.fileno(), 0o755)
-            os.fsync(handle.fileno())
-        os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+        shipped = os.open(params["uv"], os.O_RDONLY)
+        try:
+            copy_into(folder, name, shipped, 0o755)
+        finally:
+            os.close(shipped)
         for other in os.listdir(folder):
             if other.startswith("uv-") and other != name:
                 os.unlink(other, dir_fd=folder)
@@ -226,6 +265,50 @@ def put_uv(module: AnsibleModule, app: App, result: dict) -> str:
         os.close(folder)
     result["timings"]["uv"] = round(time.monotonic() - started, 2)
     return target
+
+
+def sync_wheelhouse(app: App, wheels: str) -> list[str]:
+    """Make the app's wheelhouse hold the wheels of WHEELS (the release's) and nothing else. A
+    wheel there with the same content is left as it is: uv links its files from the cache
+    without unpacking it again. uv takes a wheel of an index for immutable (its name, version
+    and tags say what it holds), but an app's own wheel changes without a new version: the
+    distributions whose wheel was replaced or removed are returned, for their cache entries to
+    go. The release's files belong to the app user: they are read without following a link."""
+    changed: set[str] = set()
+    tools = root_dir(app.tools)
+    try:
+        house = root_dir(os.path.basename(app.wheelhouse), tools)
+    finally:
+        os.close(tools)
+    source = os.open(wheels, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        wanted = sorted(n for n in os.listdir(source) if n.endswith(".whl") and not n.startswith("."))
+        for name in os.listdir(house):
+            if name not in wanted:
+                os.unlink(name, dir_fd=house)
+                if not name.startswith("."):
+                    changed.add(name.split("-")[0])
+        for name in wanted:
+            new = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=source)
+            try:
+                try:
+                    old = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=house)
+                except FileNotFoundError:
+                    old = None
+                if old is not None:
+                    try:
+                        if same_content(old, new):
+                            continue
+                    finally:
+                        os.close(old)
+                    changed.add(name.split("-")[0])
+                copy_into(house, name, new, 0o644)
+            finally:
+                os.close(new)
+    finally:
+        os.close(source)
+        os.close(house)
+    return sorted(changed)
 
 
 def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
@@ -275,6 +358,11 @@ def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
                   path, "creating the virtualenv (uv venv)", result, env)
         timings["venv"] = round(time.monotonic() - started, 2)
         started = time.monotonic()
+        # From the app's wheelhouse when the arguments name it (not from an index). What uv
+        # cached of a replaced or removed wheel goes first (the venvs keep their links).
+        stale = sync_wheelhouse(app, f"{path}/wheels") if app.wheelhouse in params["pip_args"] else []
+        if stale:
+            owner.run(module, [uv, "cache", "clean", "--quiet", *stale], path, "uv cache clean", result, env)
         owner.run(module, [uv, "pip", "install", "--python", f"{path}/venv/bin/python", *params["pip_args"]], path,
                   "uv pip install", result, env)
     else:
