@@ -48,7 +48,7 @@ image: apt  ## Build the sandbox images offline (Debian 12 and 13: debootstrap +
 demo: setup  ## Deploy webxample v1, then v2 under load, into a local sandbox; print the numbers
 	tools/demo.sh
 
-bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys, boot delays 0/10/30 s (~25 min)
+bench: setup  ## Benchmark: restart vs hup vs zerodowntime deploys (installer uv, then pip), boot delays 0/10/30 s (~33 min)
 	python tools/bench.py
 
 bench-fleet: setup  ## The fleet scenario (3 app hosts, 1 load balancer), then its table: seconds and requests per case (~8 min)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: deploy a new release of webxample under a constant load through
-nginx, with three strategies and three app boot delays, and write what users saw.
+nginx, with four strategies (zerodowntime with each installer, uv and pip) and three app
+boot delays, and write what users saw.
 
 For every (strategy, boot delay): a fresh sandbox container, the 1.0.0 release
 deployed with that strategy, 10 s of steady-state load, then the 2.0.0 deploy while
@@ -28,13 +29,15 @@ from heyreport import parse  # noqa: E402
 
 OUT = REPO / "build" / "bench"
 HOST = "zdt-sandbox"
-STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime").split()
+STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime zerodowntime-pip").split()
 DELAYS = [int(d) for d in os.environ.get("BENCH_DELAYS", "0 10 30").split()]
 RATE, CONCURRENCY = 200, 10
 # Every task of a deploy belongs to the step whose file ran last: each step file of the
 # deploy role (roles/deploy/tasks/<step>.yml) begins with a task, and the tasks of the
 # roles a step includes run after it. Seconds that the app itself spends are read from
-# the modules' results: venv and pip (zdt_release), the boot until healthy (zdt_program).
+# the modules' results: venv and install (zdt_release, "uv install" or "pip install" after
+# the installer it names), the boot until healthy (zdt_program). The strategy
+# zerodowntime-pip is zerodowntime with deploy_installer=pip (BENCH_STRATEGIES adds it).
 STEP_FILE = re.compile(r"/roles/deploy/tasks/(\w+)\.yml:\d+$")
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kwargs)
@@ -67,6 +70,8 @@ def playbook(path: str, source: Path, delay: int, *extra: str, stdout_json: bool
 def deploy(strategy: str, source: Path, delay: int, profile: bool = False) -> tuple[float, str]:
     if strategy == "zerodowntime":
         return playbook("playbooks/deploy.yml", source, delay, stdout_json=profile)
+    if strategy == "zerodowntime-pip":
+        return playbook("playbooks/deploy.yml", source, delay, "-e", "deploy_installer=pip", stdout_json=profile)
     return playbook("tools/bench/classic.yml", source, delay, "-e", f"bench_strategy={strategy}")
 
 
@@ -96,11 +101,13 @@ def phases(json_stdout: str) -> dict:
                 step = found.group(1)
             seconds = (datetime.fromisoformat(duration["end"].rstrip("Z")).timestamp()
                        - datetime.fromisoformat(duration["start"].rstrip("Z")).timestamp())
-            timings = task["hosts"].get(HOST, {}).get("timings") or {}
-            if "pip" in timings:
-                pip = timings.get("venv", 0) + timings.get("pip", 0)
-                totals["pip install"] = totals.get("pip install", 0) + pip
-                seconds -= pip
+            host = task["hosts"].get(HOST, {})
+            timings = host.get("timings") or {}
+            if "install" in timings:
+                label = f"{host.get('installer', 'pip')} install"
+                install = timings.get("venv", 0) + timings["install"]
+                totals[label] = totals.get(label, 0) + install
+                seconds -= install
             if "health" in timings:
                 totals["health wait"] = totals.get("health wait", 0) + timings["health"]
                 seconds -= timings["health"]
@@ -141,11 +148,12 @@ def main() -> None:
                          "failed": report["failed"], "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
                          "max_ms": report["max_ms"], "deploy_s": round(seconds, 1)})
             print(json.dumps(rows[-1]), flush=True)
-            if strategy == "zerodowntime":
+            if strategy.startswith("zerodowntime"):
                 split = phases(output)
-                overhead = seconds - split.get("pip install", 0) - split.get("health wait", 0)
-                phase_rows.append({"boot_delay_s": delay, "deploy_s": round(seconds, 1), **split,
-                                   "beyond pip + boot": round(overhead, 1)})
+                install = split.get("uv install", 0) + split.get("pip install", 0)
+                overhead = seconds - install - split.get("health wait", 0)
+                phase_rows.append({"strategy": strategy, "boot_delay_s": delay, "deploy_s": round(seconds, 1),
+                                   **split, "beyond install + boot": round(overhead, 1)})
     (OUT / "report.json").write_text(json.dumps(rows, indent=1) + "\n")
     (OUT / "steady.json").write_text(json.dumps(steady, indent=1) + "\n")
     (OUT / "phases.json").write_text(json.dumps(phase_rows, indent=1) + "\n")
@@ -155,7 +163,8 @@ def main() -> None:
     print("\n### Steady state just before each deploy\n")
     print(table(steady, ["strategy", "boot_delay_s", "p50_ms", "p99_ms", "max_ms"]))
     if phase_rows:
-        keys = ["boot_delay_s", "deploy_s"] + sorted({k for r in phase_rows for k in r} - {"boot_delay_s", "deploy_s"})
+        first = ["strategy", "boot_delay_s", "deploy_s"]
+        keys = first + sorted({k for r in phase_rows for k in r} - set(first))
         print("\n### Where the seconds of the zerodowntime deploy go\n")
         print(table([{k: r.get(k, 0) for k in keys} for r in phase_rows], keys))
 

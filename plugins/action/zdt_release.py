@@ -1,11 +1,15 @@
 # -*- coding: utf-8 -*-
 # MIT License (see LICENSE)
-"""Action side of zdt_release: ship the artifact and create the release in one task.
+"""Action side of zdt_release: ship the artifact (and uv) and create the release in one task.
 
 With ``artifact_src`` (a file on the controller), ``state=present`` copies the artifact
 into the task's remote temporary directory and passes its path to the module, so a
 release costs one transfer and one module run. A complete release (its manifest is
-there) gets no transfer: a plain `test -e` over the connection tells, without a module.
+there) gets no transfer. With ``installer=uv``, the controller's uv (``uv_src``) is
+shipped the same way, only when the release is not complete and the host lacks that
+version of uv (``APP_ROOT/.zdt/uv-VERSION``): one plain shell command over the connection
+tells both, without a module. ``uv_src`` and ``uv_version`` default to the controller's
+uv as the build finds it (beside ansible-playbook's Python, else on PATH).
 """
 from __future__ import annotations
 
@@ -13,6 +17,27 @@ import shlex
 
 from ansible.plugins.action import ActionBase
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
+from ansible_collections.zerodowntime.web.plugins.plugin_utils.zdt_build import uv_binary
+
+COMPLETE = "zdt-release-complete"
+HAS_UV = "zdt-uv-present"
+
+
+def probe_command(manifest: str, uv: str | None) -> str:
+    """One command that prints COMPLETE when the release is complete and HAS_UV when uv is there."""
+    command = f"test -e {shlex.quote(manifest)} && echo {COMPLETE}"
+    if uv:
+        command += f"; test -f {shlex.quote(uv)} && test -x {shlex.quote(uv)} && echo {HAS_UV}"
+    return command + "; true"
+
+
+def to_ship(stdout: str, uv: str | None) -> list[str]:
+    """What the host lacks, from the probe's output: the artifact unless the release is complete,
+    and uv too when the release is not complete and uv is missing."""
+    said = stdout.split()
+    if COMPLETE in said:
+        return []
+    return ["artifact"] + (["uv"] if uv and HAS_UV not in said else [])
 
 
 class ActionModule(ActionBase):
@@ -22,16 +47,37 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         args = dict(self._task.args)
         source = args.pop("artifact_src", None)
-        if source and args.get("state", "present") == "present" and not self._task.check_mode:
+        uv_source = args.pop("uv_src", None)
+        present = args.get("state", "present") == "present"
+        shipped: list[str] = []
+        if present and args.get("installer") == "uv" and not (uv_source and args.get("uv_version")):
+            found = uv_binary((task_vars or {}).get("ansible_playbook_python") or "python3")
+            if not found:
+                return {**result, "failed": True, "msg": "zdt_release: installer uv, but the controller has no uv "
+                        "(beside ansible-playbook's Python or on PATH) and no uv_src was given"}
+            uv_source = uv_source or found["path"]
+            args.setdefault("uv_version", found["version"])
+        if source and present and not self._task.check_mode:
             try:
-                manifest = App(args["app_name"], args["app_root"]).manifest(args["release"])
+                app = App(args["app_name"], args["app_root"])
+                manifest = app.manifest(args["release"])
+                uv = app.uv(args["uv_version"]) if args.get("installer") == "uv" else None
             except (KeyError, LayoutError) as error:
                 return {**result, "failed": True, "msg": f"zdt_release: {error}"}
-            if self._low_level_execute_command(f"test -e {shlex.quote(manifest)}", sudoable=True)["rc"] != 0:
+            probe = self._low_level_execute_command(probe_command(manifest, uv), sudoable=True)
+            if probe["rc"] != 0:
+                return {**result, "failed": True, "msg": "zdt_release: could not check the release and uv on the "
+                        f"host (rc {probe['rc']}): {probe.get('stderr', '').strip()}"}
+            shipped = to_ship(probe["stdout"], uv)
+            if shipped:
                 remote_tmp = self._connection._shell.tmpdir or self._make_tmp_path()
                 remote = self._connection._shell.join_path(remote_tmp, "artifact.tar.gz")
                 self._transfer_file(source, remote)
                 args["artifact"] = remote
+            if "uv" in shipped:
+                remote = self._connection._shell.join_path(self._connection._shell.tmpdir, "uv")
+                self._transfer_file(uv_source, remote)
+                args["uv"] = remote
         if source:
             args.setdefault("artifact", source)  # complete already, or check mode: the module reads nothing
         try:
@@ -39,4 +85,6 @@ class ActionModule(ActionBase):
                                                task_vars=task_vars))
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+        if present:
+            result["shipped"] = shipped
         return result

@@ -166,10 +166,32 @@ def _site_problems(get) -> list[str]:
     return found
 
 
+def zdt_installer_problems(installer: str, uv: dict | None, machine: str = "",
+                           variable: str = "deploy_installer") -> list[str]:
+    """Whether the installer can run on a host: with uv, the controller's uv (the lookup
+    zerodowntime.web.zdt_uv) must exist and run on the host's MACHINE ('' when unknown:
+    the artifact is then built for the controller, so the hosts are of its kind)."""
+    if installer == "pip":
+        return []
+    if installer != "uv":
+        return [f"{variable} must be uv or pip, got {installer!r}"]
+    uv = uv or {}
+    if not uv.get("path"):
+        return [f"{variable} is uv, but the controller has no uv to ship to the hosts (looked beside the build's "
+                f"Python and on PATH): pip install uv on the controller, or set {variable}: pip"]
+    if not uv.get("machine"):
+        return [f"{variable} is uv, but the controller's uv ({uv['path']}) is no Linux program, so it cannot run "
+                f"on the hosts: set {variable}: pip, or deploy from a Linux controller"]
+    if machine and machine != uv["machine"]:
+        return [f"{variable} is uv, but the controller's uv ({uv['path']}) is built for {uv['machine']} and this "
+                f"host is {machine}: set {variable}: pip for it, or deploy from a controller of its machine"]
+    return []
+
+
 def _truthy(value: object) -> bool:
     return str(value).strip().lower() in ("true", "yes", "on", "1")
 
 
 class FilterModule:
     def filters(self) -> dict:
-        return {"zdt_input_problems": zdt_input_problems}
+        return {"zdt_input_problems": zdt_input_problems, "zdt_installer_problems": zdt_installer_problems}

@@ -32,6 +32,7 @@ import re
 APP_PATTERN = r"[a-z][a-z0-9_-]{0,31}"
 RELEASE_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 PROCESS_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+UV_VERSION_PATTERN = r"[0-9][0-9A-Za-z.+-]{0,31}"
 WEB = "web"
 
 SUPERVISOR_CONF_DIR = "/etc/supervisor/conf.d"
@@ -64,6 +65,7 @@ _APP = re.compile(APP_PATTERN)
 _LB = re.compile(LB_PATTERN)
 _RELEASE = re.compile(RELEASE_PATTERN)
 _PROCESS = re.compile(PROCESS_PATTERN)
+_UV_VERSION = re.compile(UV_VERSION_PATTERN)
 
 
 class LayoutError(ValueError):
@@ -93,6 +95,12 @@ def check_process(process: str) -> str:
     if not valid_process(process):
         raise LayoutError(f"invalid program name {process!r}: a lowercase identifier ([a-z][a-z0-9_]*)")
     return process
+
+
+def check_uv_version(version: str) -> str:
+    if not (isinstance(version, str) and _UV_VERSION.fullmatch(version)) or ".." in version:
+        raise LayoutError(f"invalid uv version {version!r}: a version like 0.13.9")
+    return version
 
 
 def nginx_ident(app: str) -> str:
@@ -142,6 +150,14 @@ class App:
         self.current = f"{root}/current"
         self.previous = f"{root}/previous"
         self.history = f"{root}/history.jsonl"
+        # The installer (venv_release_installer: uv): the controller's uv binary, shipped
+        # once per version, root's (0755) in a directory of root's; the wheelhouse uv installs
+        # from (root's too: the release's wheels, one that did not change kept as it was, so
+        # uv's cache serves it); and uv's cache, the app user's, kept across releases (each
+        # release's venv hard-links its files from it).
+        self.tools = f"{root}/.zdt"
+        self.wheelhouse = f"{self.tools}/wheelhouse"
+        self.uv_cache = f"{root}/.cache/uv"
         # State only root may change: the lock, the standby window, the site to go back to.
         self.state = f"{state_dir}/{name}"
         self.lock = f"{self.state}/lock"
@@ -171,6 +187,10 @@ class App:
 
     def manifest(self, release: str) -> str:
         return f"{self.release(release)}/release.json"
+
+    def uv(self, version: str) -> str:
+        """The uv binary of this version on the host."""
+        return f"{self.tools}/uv-{check_uv_version(version)}"
 
     def socket(self, release: str) -> str:
         return f"{self.run}/{check_release(release)}.sock"

@@ -32,7 +32,7 @@ class Owner:
             raise OwnerError(f"no such group on this host: {name}") from None
 
     def demote(self) -> None:
-        # Building a release (venv, pip, management commands) yields the CPU to the
+        # Building a release (venv, install, management commands) yields the CPU to the
         # release that serves meanwhile: its latency is what users see. With the
         # kernel's autogroups (Debian's and Ubuntu's default) nice only ranks the
         # processes of one session, so the build gets a session of its own, and
@@ -52,10 +52,12 @@ class Owner:
         return {"HOME": self.home, "USER": self.user, "LOGNAME": self.user, "LANG": "C.UTF-8",
                 "PATH": "/usr/local/bin:/usr/bin:/bin"}
 
-    def run(self, module, argv: list[str], cwd: str, what: str, result: dict) -> str:  # noqa: ANN001
-        """Run ARGV as the app user (module.run_command cannot drop privileges or priority);
-        fail the module with the command's last lines when it fails."""
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env=self.env(),
+    def run(self, module, argv: list[str], cwd: str, what: str, result: dict,  # noqa: ANN001
+            env: dict | None = None) -> str:
+        """Run ARGV as the app user (module.run_command cannot drop privileges or priority),
+        in the user's environment plus ENV; fail the module with the command's last lines
+        when it fails."""
+        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, env={**self.env(), **(env or {})},
                               preexec_fn=self.demote, check=False)
         if proc.returncode != 0:
             output = (proc.stdout + proc.stderr).strip().splitlines()

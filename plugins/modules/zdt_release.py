@@ -15,9 +15,18 @@ description:
     the release directory, unpacks the artifact, creates the virtualenv and installs it as the app user (at
     nice 10, in a session of its own, so the serving release keeps the CPU), then the shared links, the 0600
     env file and the C(with-env) wrapper. It does not run management commands (see M(zerodowntime.web.zdt_manage)).
+  - With O(installer=uv), C(uv venv) makes the virtualenv (no pip in it) and C(uv pip install) fills it, with uv's
+    cache in C(APP_ROOT/.cache/uv) (the app user's, kept across releases; files hard-linked from it) and bytecode
+    compiled as pip does. The uv binary is C(APP_ROOT/.zdt/uv-VERSION) (root's, 0755); when missing, the one
+    shipped (O(uv)) is copied there and renamed into place, and other versions there are removed.
+  - When O(pip_args) name the app's wheelhouse C(APP_ROOT/.zdt/wheelhouse) (root's), it is first made to hold the
+    release's C(wheels/) and nothing else; a wheel whose content did not change is left as it was, so uv's cache
+    serves it without unpacking it again. What uv cached of a distribution whose wheel was replaced (an app's own
+    wheel changes without a new version) or removed goes first (C(uv cache clean)).
   - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
-    release is not already complete.
+    release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
+    version; one command over the connection tells both. It returns C(shipped), what it transferred.
 version_added: 0.1.0
 options:
   app_name:
@@ -55,11 +64,29 @@ options:
     description: (present) Python that creates the virtualenv.
     type: path
     default: /usr/bin/python3
+  installer:
+    description: >-
+      (present) What makes the virtualenv and installs into it: C(pip) (C(python -m venv), then the virtualenv's
+      pip) or C(uv) (C(uv venv), then C(uv pip install --python VENV/bin/python)).
+    type: str
+    choices: [pip, uv]
+    default: pip
   pip_args:
-    description: (present) Arguments of C(pip install) (after C(install)).
+    description: (present) Arguments of C(pip install), or of C(uv pip install) after its C(--python) (after C(install)).
     type: list
     elements: str
     default: []
+  uv:
+    description: (present, O(installer=uv)) A uv binary on the host, put in place when that version is missing there.
+    type: path
+  uv_src:
+    description: >-
+      (present, O(installer=uv)) The uv binary on the controller; the action plugin ships it and sets O(uv) when the
+      release is not complete and the host lacks this version.
+    type: path
+  uv_version:
+    description: (present, O(installer=uv)) Version of that uv (C(uv --version)); names its place on the host.
+    type: str
   shared_dirs:
     description: (present) Directories under C(shared/) linked into the release.
     type: list
@@ -112,7 +139,10 @@ EXAMPLES = r"""
     user: webxample
     group: webxample
     artifact_src: ~/.cache/zerodowntime/webxample/0123456789abcdef/artifact.tar.gz
-    pip_args: [--no-index, --find-links, /srv/webxample/releases/2.0.0-3f2a9c1d/wheels, webxample==2.0.0]
+    installer: uv
+    uv_src: /usr/local/bin/uv
+    uv_version: 0.13.9
+    pip_args: [--offline, --no-index, --find-links, /srv/webxample/releases/2.0.0-3f2a9c1d/wheels, webxample==2.0.0]
     shared_dirs: [var]
     media_dir: media
     env_content: "DJANGO_SECRET_KEY='...'\n"
@@ -125,15 +155,28 @@ created:
   type: bool
   returned: when state is present
   sample: true
+installer:
+  description: The installer, C(pip) or C(uv).
+  type: str
+  returned: when state is present
+  sample: uv
 timings:
-  description: Seconds of each part (unpack, venv, pip).
+  description: Seconds of each part (unpack, venv, install; uv when this call put uv in place).
   type: dict
   returned: when the release was created
-  sample: {unpack: 0.21, venv: 2.1, pip: 5.8}
+  sample: {unpack: 0.21, venv: 0.05, install: 1.2}
+shipped:
+  description: What the action plugin transferred to the host (C(artifact), C(uv)).
+  type: list
+  elements: str
+  returned: when state is present
+  sample: [artifact]
 """
 
+import contextlib
 import os
 import shutil
+import stat
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -143,12 +186,138 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import L
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_owner import Owner, OwnerError
 
 
+def uv_env(app: App) -> dict:
+    """uv's environment: its cache kept in the app root, files hard-linked from it (the
+    releases are on the same filesystem), bytecode compiled as pip does, no configuration
+    file of the host or the user, never a download of a Python."""
+    return {"UV_CACHE_DIR": app.uv_cache, "UV_LINK_MODE": "hardlink", "UV_COMPILE_BYTECODE": "1",
+            "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never", "UV_NO_PROGRESS": "1"}
+
+
+def root_dir(path: str, parent: int | None = None) -> int:
+    """A descriptor of directory PATH (relative to the directory PARENT, or absolute), made
+    root's, 0755, opened without following a symlink: the app user owns the app root and
+    could have put a link there; a link is removed."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path, dir_fd=parent).st_mode):
+            os.unlink(path, dir_fd=parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o755, dir_fd=parent)
+    folder = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    os.fchown(folder, 0, 0)
+    os.fchmod(folder, 0o755)
+    return folder
+
+
+def copy_into(folder: int, name: str, source: int, mode: int) -> None:
+    """Replace NAME in FOLDER with the content of the open file SOURCE: written beside it, then
+    renamed over (a reader never sees half a file), root's, MODE."""
+    temporary = f".{name}.zdt-tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary, dir_fd=folder)
+    out = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=folder)
+    with os.fdopen(out, "wb") as handle, os.fdopen(os.dup(source), "rb") as data:
+        data.seek(0)
+        shutil.copyfileobj(data, handle, 1 << 20)
+        handle.flush()
+        os.fchown(handle.fileno(), 0, 0)
+        os.fchmod(handle.fileno(), mode)
+        os.fsync(handle.fileno())
+    os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def same_content(first: int, second: int) -> bool:
+    if os.fstat(first).st_size != os.fstat(second).st_size:
+        return False
+    os.lseek(first, 0, os.SEEK_SET)
+    os.lseek(second, 0, os.SEEK_SET)
+    while True:
+        one, two = os.read(first, 1 << 20), os.read(second, 1 << 20)
+        if one != two:
+            return False
+        if not one:
+            return True
+
+
+def put_uv(module: AnsibleModule, app: App, result: dict) -> str:
+    """The path of uv (this version) on the host, put in place from the shipped binary when
+    missing (root's, 0755, renamed into place). Other versions there are removed."""
+    params = module.params
+    target = app.uv(params["uv_version"])
+    if os.path.isfile(target) and os.access(target, os.X_OK):
+        return target
+    if not params["uv"]:
+        module.fail_json(msg=f"uv {params['uv_version']} is not on the host ({target}) and none was shipped "
+                             "(give uv_src)", **result)
+    started = time.monotonic()
+    name = os.path.basename(target)
+    folder = root_dir(app.tools)
+    try:
+        shipped = os.open(params["uv"], os.O_RDONLY)
+        try:
+            copy_into(folder, name, shipped, 0o755)
+        finally:
+            os.close(shipped)
+        for other in os.listdir(folder):
+            if other.startswith("uv-") and other != name:
+                os.unlink(other, dir_fd=folder)
+    finally:
+        os.close(folder)
+    result["timings"]["uv"] = round(time.monotonic() - started, 2)
+    return target
+
+
+def sync_wheelhouse(app: App, wheels: str) -> list[str]:
+    """Make the app's wheelhouse hold the wheels of WHEELS (the release's) and nothing else. A
+    wheel there with the same content is left as it is: uv links its files from the cache
+    without unpacking it again. uv takes a wheel of an index for immutable (its name, version
+    and tags say what it holds), but an app's own wheel changes without a new version: the
+    distributions whose wheel was replaced or removed are returned, for their cache entries to
+    go. The release's files belong to the app user: they are read without following a link."""
+    changed: set[str] = set()
+    tools = root_dir(app.tools)
+    try:
+        house = root_dir(os.path.basename(app.wheelhouse), tools)
+    finally:
+        os.close(tools)
+    source = os.open(wheels, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        wanted = sorted(n for n in os.listdir(source) if n.endswith(".whl") and not n.startswith("."))
+        for name in os.listdir(house):
+            if name not in wanted:
+                os.unlink(name, dir_fd=house)
+                if not name.startswith("."):
+                    changed.add(name.split("-")[0])
+        for name in wanted:
+            new = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=source)
+            try:
+                try:
+                    old = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=house)
+                except FileNotFoundError:
+                    old = None
+                if old is not None:
+                    try:
+                        if same_content(old, new):
+                            continue
+                    finally:
+                        os.close(old)
+                    changed.add(name.split("-")[0])
+                copy_into(house, name, new, 0o644)
+            finally:
+                os.close(new)
+    finally:
+        os.close(source)
+        os.close(house)
+    return sorted(changed)
+
+
 def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
     params, release = module.params, module.params["release"]
     path = app.release(release)
     timings = result["timings"]
     uid, gid = owner.uid, owner.gid
     directory(app.root, 0o755, uid, gid)
+    uv = put_uv(module, app, result) if params["installer"] == "uv" else ""
     directory(app.releases, 0o755, uid, gid)
     # Others may traverse shared/ (nginx reaches the media directory), not list it.
     directory(app.shared, 0o751, uid, gid)
@@ -179,12 +348,30 @@ def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
         for name in dirs + files:
             os.lchown(os.path.join(directory_path, name), uid, gid)
     timings["unpack"] = round(time.monotonic() - started, 2)
-    started = time.monotonic()
-    owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
-    timings["venv"] = round(time.monotonic() - started, 2)
-    started = time.monotonic()
-    owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
-    timings["pip"] = round(time.monotonic() - started, 2)
+    if uv:
+        env = uv_env(app)
+        # uv's cache: the app user's home is the app root, so this is also where uv would look.
+        directory(os.path.dirname(app.uv_cache), 0o700, uid, gid)
+        directory(app.uv_cache, 0o700, uid, gid)
+        started = time.monotonic()
+        owner.run(module, [uv, "venv", "--quiet", "--no-project", "--python", params["python"], f"{path}/venv"],
+                  path, "creating the virtualenv (uv venv)", result, env)
+        timings["venv"] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
+        # From the app's wheelhouse when the arguments name it (not from an index). What uv
+        # cached of a replaced or removed wheel goes first (the venvs keep their links).
+        stale = sync_wheelhouse(app, f"{path}/wheels") if app.wheelhouse in params["pip_args"] else []
+        if stale:
+            owner.run(module, [uv, "cache", "clean", "--quiet", *stale], path, "uv cache clean", result, env)
+        owner.run(module, [uv, "pip", "install", "--python", f"{path}/venv/bin/python", *params["pip_args"]], path,
+                  "uv pip install", result, env)
+    else:
+        started = time.monotonic()
+        owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
+        timings["venv"] = round(time.monotonic() - started, 2)
+        started = time.monotonic()
+        owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
+    timings["install"] = round(time.monotonic() - started, 2)
     linked = params["shared_dirs"] + params["shared_files"] + ([params["media_dir"]] if params["media_dir"] else [])
     for each in linked:
         inside = f"{path}/{each}"
@@ -209,7 +396,11 @@ def main() -> None:
             "artifact": {"type": "path"},
             "artifact_src": {"type": "path"},
             "python": {"type": "path", "default": "/usr/bin/python3"},
+            "installer": {"type": "str", "choices": ["pip", "uv"], "default": "pip"},
             "pip_args": {"type": "list", "elements": "str", "default": []},
+            "uv": {"type": "path"},
+            "uv_src": {"type": "path"},
+            "uv_version": {"type": "str"},
             "shared_dirs": {"type": "list", "elements": "str", "default": []},
             "shared_files": {"type": "list", "elements": "str", "default": []},
             "media_dir": {"type": "str", "default": ""},
@@ -218,13 +409,15 @@ def main() -> None:
             "wrapper_content": {"type": "str", "default": ""},
             "lock_token": {"type": "str", "default": "", "no_log": False},
         },
-        required_if=[("state", "present", ("artifact", "user", "group"))],
+        required_if=[("state", "present", ("artifact", "user", "group")), ("installer", "uv", ("uv_version",))],
         supports_check_mode=True,
     )
     params = module.params
     try:
         app = App(params["app_name"], params["app_root"])
         path = app.release(params["release"])
+        if params["installer"] == "uv" and params["state"] == "present":
+            app.uv(params["uv_version"])
     except LayoutError as error:
         module.fail_json(msg=str(error))
     result = {"changed": False, "timings": {}}
@@ -235,6 +428,7 @@ def main() -> None:
         if result["changed"] and not module.check_mode:
             shutil.rmtree(path)
         module.exit_json(**result)
+    result["installer"] = params["installer"]
     result["created"] = not app.complete(params["release"])
     result["changed"] = result["created"]
     if not result["created"] or module.check_mode:

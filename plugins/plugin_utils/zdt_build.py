@@ -121,14 +121,49 @@ def _tags(target: dict) -> tuple[str, str, list[str], str]:
     return f"{major}.{minor}", f"cp{major}{minor}", platforms, uv_platform
 
 
-def _uv(python: str) -> str:
-    """uv beside the controller's Python (pip install uv), else on PATH."""
+def find_uv(python: str) -> str:
+    """uv beside the controller's Python (pip install uv), else on PATH; '' when none."""
     beside = Path(python).parent / "uv"
-    found = str(beside) if beside.is_file() else shutil.which("uv")
+    return str(beside) if beside.is_file() else (shutil.which("uv") or "")
+
+
+def _uv(python: str) -> str:
+    found = find_uv(python)
     if not found:
         raise BuildError("building for the targets' Python needs uv on the controller, beside "
                          f"{python} or on PATH: pip install uv")
     return found
+
+
+# ELF e_machine values, named as platform.machine() names them on Linux.
+ELF_MACHINES = {3: "i686", 8: "mips", 20: "ppc", 21: "ppc64le", 22: "s390x", 40: "armv7l", 62: "x86_64",
+                183: "aarch64", 243: "riscv64", 258: "loongarch64"}
+
+
+def elf_machine(path: str) -> str:
+    """The machine a Linux (ELF) program is built for, e.g. x86_64; '' when PATH is no ELF program."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(20)
+    except OSError:
+        return ""
+    if len(head) < 20 or head[:4] != b"\x7fELF" or head[5] not in (1, 2):
+        return ""
+    number = int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+    return ELF_MACHINES.get(number, f"elf-machine-{number}")
+
+
+def uv_binary(python: str) -> dict:
+    """The controller's uv, found as the build finds it, as the installer ships it to the hosts:
+    path, version and the machine it runs on ('' when it is no Linux program); {} when none."""
+    path = find_uv(python)
+    if not path:
+        return {}
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    words = proc.stdout.split()
+    if proc.returncode != 0 or len(words) < 2 or words[0] != "uv":
+        return {}
+    return {"path": path, "version": words[1], "machine": elf_machine(path)}
 
 
 def _pure(wheel: Path) -> bool:

@@ -13,7 +13,7 @@ from conftest import BASE_ENV, SECRET, ansible_env, history, load, playbook_cmd,
 
 # The task (sub-role entry point and its step) during which ansible-playbook is killed.
 KILL_POINTS = {
-    "release": "release | Create the release",  # pip running on the host
+    "release": "release | Create the release",  # shipping uv or the artifact, or the installer running on the host
     "preview": "preview | Serve the release on the loopback preview port",
     "switch": "site | Point the site's upstream",
     "handover": "handover | Hand the app's programs",  # two programs running

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.zerodowntime.web.plugins.filter.zdt_inputs import zdt_input_problems
+from ansible_collections.zerodowntime.web.plugins.filter.zdt_inputs import zdt_input_problems, zdt_installer_problems
 
 GOOD = {
     "deploy_app_name": "shop", "deploy_app_root": "/srv/shop", "deploy_user": "shop", "deploy_release_id": "auto",
@@ -72,3 +72,29 @@ def test_a_known_load_balancer_or_own_tasks_pass():
     assert zdt_input_problems({**GOOD, "deploy_lb_drain": True, "deploy_lb_host": "lb1", "deploy_lb_known": True}) == []
     assert zdt_input_problems({**GOOD, "deploy_lb_drain": True, "deploy_lb_drain_tasks": "d.yml",
                                "deploy_lb_restore_tasks": "r.yml"}) == []
+
+
+UV = {"path": "/ctl/venv/bin/uv", "version": "0.13.9", "machine": "x86_64"}
+
+
+def test_the_installer_pip_needs_nothing_from_the_controller():
+    assert zdt_installer_problems("pip", {}) == []
+    assert zdt_installer_problems("uv", UV, "x86_64") == []
+    assert zdt_installer_problems("uv", UV, "") == []  # machine unknown: the artifact is the controller's kind
+
+
+@pytest.mark.parametrize("uv,machine,says", [
+    ({}, "x86_64", "the controller has no uv"),
+    (None, "", "the controller has no uv"),
+    (dict(UV, machine=""), "x86_64", "no Linux program"),
+    (UV, "aarch64", "built for x86_64 and this host is aarch64"),
+])
+def test_uv_that_cannot_run_on_the_host_is_named_with_the_variable_and_the_way_out(uv, machine, says):
+    problems = zdt_installer_problems("uv", uv, machine, "venv_release_installer")
+    assert len(problems) == 1 and says in problems[0]
+    assert problems[0].startswith("venv_release_installer is uv") and "venv_release_installer: pip" in problems[0]
+    assert zdt_installer_problems("uv", uv, machine)[0].startswith("deploy_installer is uv")
+
+
+def test_an_unknown_installer_is_named():
+    assert zdt_installer_problems("conda", UV) == ["deploy_installer must be uv or pip, got 'conda'"]

@@ -105,3 +105,16 @@ def test_links_are_read_back_only_when_they_point_at_this_apps_releases(tmp_path
     os.symlink("/etc", app.previous)
     assert app.serving() == ("1.0-abc", "")
     assert app.link_value("1.0-abc") == "releases/1.0-abc"
+
+
+def test_uv_lives_in_the_app_root_once_per_version_and_its_cache_beside_it():
+    app = App("shop", "/srv/shop")
+    assert app.uv("0.13.9") == "/srv/shop/.zdt/uv-0.13.9"
+    assert app.uv_cache == "/srv/shop/.cache/uv"
+    assert {"tools", "uv_cache"} <= set(app.as_dict())
+
+
+@pytest.mark.parametrize("version", ["", "0.13.9/../x", "../1", "1 2", "v1", "1..2", None])
+def test_a_uv_version_that_is_no_version_is_refused(version):
+    with pytest.raises(LayoutError, match="uv version"):
+        App("shop").uv(version)

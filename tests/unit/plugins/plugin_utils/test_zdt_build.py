@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from ansible_collections.zerodowntime.web.plugins.plugin_utils.zdt_build import BuildError, _tags, target_key
+from ansible_collections.zerodowntime.web.plugins.plugin_utils.zdt_build import (
+    BuildError,
+    _tags,
+    elf_machine,
+    find_uv,
+    target_key,
+    uv_binary,
+)
 
 DEBIAN_12 = {"python": "3.11.2", "implementation": "cpython", "machine": "x86_64", "glibc": "2.36"}
 DEBIAN_13 = {"python": "3.13.5", "implementation": "cpython", "machine": "x86_64", "glibc": "2.41"}
@@ -27,3 +34,40 @@ def test_a_musl_or_other_interpreter_is_refused_clearly():
         _tags(dict(DEBIAN_12, glibc=""))
     with pytest.raises(BuildError, match="only CPython"):
         _tags(dict(DEBIAN_12, implementation="pypy"))
+
+
+def _elf(machine: int, little: bool = True) -> bytes:
+    return b"\x7fELF" + bytes([2, 1 if little else 2]) + bytes(12) + machine.to_bytes(2, "little" if little else "big")
+
+
+@pytest.mark.parametrize("head,machine", [
+    (_elf(62), "x86_64"), (_elf(183), "aarch64"), (_elf(22, little=False), "s390x"),
+    (b"\xcf\xfa\xed\xfe" + bytes(16), ""),  # a macOS (Mach-O) program
+    (b"#!/bin/sh\necho uv 1.0\n", ""), (b"", ""),
+])
+def test_the_machine_of_a_program_is_read_from_its_elf_header(tmp_path, head, machine):
+    (tmp_path / "prog").write_bytes(head + bytes(64))
+    assert elf_machine(str(tmp_path / "prog")) == (machine if head else "")
+
+
+def test_uv_is_found_beside_the_builds_python_first_with_its_version_and_machine(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    python = tmp_path / "bin" / "python"
+    python.parent.mkdir()
+    assert uv_binary(str(python)) == {}
+    fake = python.parent / "uv"
+    fake.write_text("#!/bin/sh\necho 'uv 0.13.9 (x86_64-unknown-linux-gnu)'\n")
+    fake.chmod(0o755)
+    assert uv_binary(str(python)) == {"path": str(fake), "version": "0.13.9", "machine": ""}  # a script: no ELF
+    assert find_uv(str(python)) == str(fake)
+
+
+def test_the_real_uv_of_this_controller_is_a_linux_program_of_this_machine():
+    import platform
+    import shutil
+    import sys
+
+    found = uv_binary(sys.executable)
+    if not found and not shutil.which("uv"):
+        pytest.skip("no uv on this controller")
+    assert found["machine"] == platform.machine() and found["version"][0].isdigit()
