@@ -85,12 +85,12 @@ changelog: venv  ## Collect changelogs/fragments into changelog.yaml and CHANGEL
 
 # Each run is a scenario, on the Debian 12 image unless it names another (e.g. realapp@debian13;
 # `default` runs a Debian 12 and a Debian 13 host at once).
-SCENARIOS ?= default realapp failures
+SCENARIOS ?= default fleet realapp failures
 
 # Each run's output also goes to build/molecule-<run>.log and its tests' report to
 # build/junit-<run>.xml; when one fails, its failed tests are printed last, where the
 # tail of a CI log shows them.
-molecule: setup  ## The core scenario (Debian 12 and 13), a real Django project beside another app and nginx's binary upgrade, the failure matrix
+molecule: setup  ## The core scenario (Debian 12 and 13), a fleet of 3 app hosts behind a load balancer, a real Django project beside another app and nginx's binary upgrade, the failure matrix
 	@mkdir -p build; rm -f build/junit-*.xml; for run in $(SCENARIOS); do \
 	  scenario=$${run%@*}; platform=$${run#$$scenario}; platform=$${platform#@}; \
 	  image=$(MOLECULE_IMAGE); [ -z "$$platform" ] || image=localhost/zerodowntime-sandbox:$$platform; \
