@@ -157,6 +157,9 @@ class App:
         # release's venv hard-links its files from it).
         self.tools = f"{root}/.zdt"
         self.wheelhouse = f"{self.tools}/wheelhouse"
+        # What the wheelhouse holds ("sha256  name" lines, root's): the controller ships a
+        # release only the wheels that are not there with the same content.
+        self.wheelhouse_index = f"{self.tools}/wheelhouse.sha256"
         self.uv_cache = f"{root}/.cache/uv"
         # State only root may change: the lock, the standby window, the site to go back to.
         self.state = f"{state_dir}/{name}"

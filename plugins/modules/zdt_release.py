@@ -26,7 +26,10 @@ description:
   - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
     release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
-    version; one command over the connection tells both. It returns C(shipped), what it transferred.
+    version; one command over the connection tells both, and lists the wheels the app's wheelhouse holds
+    (C(APP_ROOT/.zdt/wheelhouse.sha256), which this module writes): a wheel already there with the same sha256 is left
+    out of the artifact it ships (O(wheelhouse_wheels)), so a code-only change ships the app's own wheel. It returns
+    C(shipped), what it transferred, and C(shipped_bytes).
 version_added: 0.1.0
 options:
   app_name:
@@ -87,6 +90,13 @@ options:
   uv_version:
     description: (present, O(installer=uv)) Version of that uv (C(uv --version)); names its place on the host.
     type: str
+  wheelhouse_wheels:
+    description:
+      - (present) Wheels of the release that the artifact leaves out, to be taken from the app's wheelhouse
+        C(APP_ROOT/.zdt/wheelhouse) (file name -> sha256); their content is checked before they are copied into the
+        release's C(wheels/). The action plugin sets it from the wheelhouse's index C(APP_ROOT/.zdt/wheelhouse.sha256).
+    type: dict
+    default: {}
   shared_dirs:
     description: (present) Directories under C(shared/) linked into the release.
     type: list
@@ -171,12 +181,24 @@ shipped:
   elements: str
   returned: when state is present
   sample: [artifact]
+shipped_bytes:
+  description: Bytes the action plugin transferred (the artifact, or only its wheels the host's wheelhouse lacks, and uv).
+  type: int
+  returned: when state is present
+  sample: 18944
+reused_wheels:
+  description: How many of the release's wheels came from the host's wheelhouse instead of the wire.
+  type: int
+  returned: when state is present
+  sample: 7
 """
 
 import contextlib
+import hashlib
 import os
 import shutil
 import stat
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -224,6 +246,65 @@ def copy_into(folder: int, name: str, source: int, mode: int) -> None:
         os.fchmod(handle.fileno(), mode)
         os.fsync(handle.fileno())
     os.rename(temporary, name, src_dir_fd=folder, dst_dir_fd=folder)
+
+
+def sha256_of(folder: int, name: str) -> str:
+    """The sha256 of NAME in FOLDER, read without following a link."""
+    digest = hashlib.sha256()
+    handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+    with os.fdopen(handle, "rb") as data:
+        for block in iter(lambda: data.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_index(app: App, house: int, names: list[str]) -> None:
+    """APP's wheelhouse index: "sha256  name" of each wheel of the wheelhouse (root's, 0644,
+    renamed into place), which the action plugin reads to ship only the wheels not there."""
+    lines = "".join(f"{sha256_of(house, name)}  {name}\n" for name in names).encode()
+    tools = root_dir(app.tools)
+    try:
+        with tempfile.TemporaryFile() as data:
+            data.write(lines)
+            data.flush()
+            copy_into(tools, os.path.basename(app.wheelhouse_index), data.fileno(), 0o644)
+    finally:
+        os.close(tools)
+
+
+def fill_from_wheelhouse(module: AnsibleModule, app: App, wheels: str, wanted: dict, result: dict) -> None:
+    """Put into the release's WHEELS directory the wheels the controller did not ship
+    (WANTED: name -> sha256), copied from the app's wheelhouse after checking their content.
+    A wheel that is not there as the index said: the index goes (the next deploy ships
+    every wheel) and the release fails, naming it."""
+    if not wanted:
+        return
+    bad = [name for name in wanted if "/" in name or name.startswith(".") or not name.endswith(".whl")]
+    if bad:
+        module.fail_json(msg=f"wheelhouse_wheels: {bad[0]!r} is not a wheel's file name", **result)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(wheels, 0o755)
+    # Written as root into the release (the app user's): nothing there is followed.
+    into = os.open(wheels, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    house = None
+    try:
+        house = os.open(app.wheelhouse, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        for name, digest in sorted(wanted.items()):
+            if sha256_of(house, name) != digest:
+                raise ValueError(f"{name} in {app.wheelhouse} is not the wheel of sha256 {digest}")
+            source = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=house)
+            out = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=into)
+            with os.fdopen(source, "rb") as data, os.fdopen(out, "wb") as copy:
+                shutil.copyfileobj(data, copy, 1 << 20)
+    except (OSError, ValueError) as error:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(app.wheelhouse_index)
+        module.fail_json(msg=f"the release's wheels were to come from the host's wheelhouse, but {error}; its index "
+                             "is removed: deploy again to ship every wheel", **result)
+    finally:
+        os.close(into)
+        if house is not None:
+            os.close(house)
 
 
 def same_content(first: int, second: int) -> bool:
@@ -305,6 +386,7 @@ def sync_wheelhouse(app: App, wheels: str) -> list[str]:
                 copy_into(house, name, new, 0o644)
             finally:
                 os.close(new)
+        write_index(app, house, wanted)
     finally:
         os.close(source)
         os.close(house)
@@ -344,6 +426,7 @@ def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
     rc, _out, err = module.run_command(["tar", "-x", "-z", "--no-same-owner", "-f", params["artifact"], "-C", path])
     if rc != 0:
         module.fail_json(msg=f"unpacking the artifact failed: {err.strip()}", **result)
+    fill_from_wheelhouse(module, app, f"{path}/wheels", params["wheelhouse_wheels"], result)
     for directory_path, dirs, files in os.walk(path):
         for name in dirs + files:
             os.lchown(os.path.join(directory_path, name), uid, gid)
@@ -401,6 +484,7 @@ def main() -> None:
             "uv": {"type": "path"},
             "uv_src": {"type": "path"},
             "uv_version": {"type": "str"},
+            "wheelhouse_wheels": {"type": "dict", "default": {}},
             "shared_dirs": {"type": "list", "elements": "str", "default": []},
             "shared_files": {"type": "list", "elements": "str", "default": []},
             "media_dir": {"type": "str", "default": ""},

@@ -182,3 +182,14 @@ def test_each_host_got_wheels_built_for_its_own_python(host, current_release):
     assert any(w.startswith("async_timeout-") for w in wheels) == needs_timeout, (version, wheels)
     print(f"Debian {debian}, Python {version}: release {current_release}, {len(wheels)} wheels")
 
+
+
+def test_a_code_only_release_shipped_only_the_apps_own_wheel(host):
+    """2.0.0 has 1.0.0's dependencies: its deploy sends the host the wheels its wheelhouse
+    lacks (webxample's own), not the whole artifact the first deploy sent."""
+    lines = host.file(f"{APP_ROOT}/history.jsonl").content_string.splitlines()
+    deploys = [e for e in map(json.loads, filter(None, lines)) if e["action"] == "deploy" and e["result"] == "success"]
+    first, last = int(deploys[0]["shipped_bytes"]), int(deploys[-1]["shipped_bytes"])
+    print(f"bytes shipped: first deploy {first:,}, the code-only release {last:,}")
+    assert first > 2_000_000, deploys[0]
+    assert 0 < last < 200_000, deploys[-1]

@@ -4,6 +4,7 @@ the app user with the cache in the app root, and check mode changing nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import pwd
@@ -83,7 +84,8 @@ def test_uv_is_put_in_place_once_and_makes_the_virtualenv_from_the_wheelhouse(ru
     assert set(done.result["timings"]) == {"uv", "unpack", "venv", "install"}
     placed = os.stat(app.uv(UV["version"]))
     assert (placed.st_uid, placed.st_gid, stat.S_IMODE(placed.st_mode)) == (0, 0, 0o755)
-    assert sorted(os.listdir(app.tools)) == [f"uv-{UV['version']}", "wheelhouse"]  # no temporary file, no older uv
+    # No temporary file, no older uv; the wheelhouse and its index.
+    assert sorted(os.listdir(app.tools)) == [f"uv-{UV['version']}", "wheelhouse", "wheelhouse.sha256"]
     assert stat.S_IMODE(os.stat(app.tools).st_mode) == 0o755 and os.path.isdir(app.uv_cache)
     venv = Path(app.release("1.0")) / "venv"
     assert not (venv / "bin" / "pip").exists()  # uv's virtualenv has no pip; nothing may call it
@@ -112,6 +114,36 @@ def test_a_changed_wheel_of_the_same_name_and_mtime_is_installed_not_the_cached_
     assert installed(host, "1.0").read_text() == "VALUE = 42\n"  # the older release keeps its files
     archives = list(Path(host["app"].uv_cache).glob("archive-*/*"))
     assert len(archives) == 1  # the replaced wheel's files left the cache: it grows with what changes only
+
+
+def test_wheels_left_out_of_the_artifact_come_from_the_wheelhouse_checked(run_module, host, tmp_path):
+    app = host["app"]
+    done = run_module(zdt_release.main, args_for(host, "1.0", uv=UV["path"]))
+    assert not done.failed, done.result
+    name = "zdtdemo-1.0-py3-none-any.whl"
+    with tarfile.open(host["args"]["artifact"]) as tar:
+        shipped = tar.extractfile(f"wheels/{name}").read()  # zip entries carry the time: this very wheel
+    digest = hashlib.sha256(shipped).hexdigest()
+    assert Path(app.wheelhouse_index).read_text() == f"{digest}  {name}\n"
+    assert stat.S_IMODE(os.stat(app.wheelhouse_index).st_mode) == 0o644
+    slim = tmp_path / "slim.tar.gz"
+    with tarfile.open(slim, "w:gz") as tar:
+        info = tarfile.TarInfo("zdt-requirements.txt")
+        info.size = 13
+        tar.addfile(info, io.BytesIO(b"zdtdemo==1.0\n"))
+    again = run_module(zdt_release.main, args_for(host, "2.0", artifact=str(slim), wheelhouse_wheels={name: digest}))
+    assert not again.failed, again.result
+    assert installed(host, "2.0").read_text() == "VALUE = 42\n"
+    copied = os.stat(f"{app.release('2.0')}/wheels/{name}")
+    assert copied.st_uid == pwd.getpwnam(host["args"]["user"]).pw_uid and copied.st_size == len(shipped)
+    # The wheelhouse no longer holds what its index says: the release fails naming it, and the
+    # index goes, so the next deploy ships every wheel.
+    Path(f"{app.wheelhouse}/{name}").write_bytes(wheel(43))
+    bad = run_module(zdt_release.main, args_for(host, "3.0", artifact=str(slim), wheelhouse_wheels={name: digest}))
+    assert bad.failed and f"{name} in {app.wheelhouse} is not the wheel of sha256 {digest}" in bad.result["msg"]
+    assert not os.path.exists(app.wheelhouse_index)
+    named = run_module(zdt_release.main, args_for(host, "4.0", artifact=str(slim), wheelhouse_wheels={"../x": digest}))
+    assert named.failed and "'../x' is not a wheel's file name" in named.result["msg"]
 
 
 def test_uv_missing_and_not_shipped_is_a_clear_failure(run_module, host):
