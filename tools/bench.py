@@ -8,9 +8,15 @@ deployed with that strategy, 10 s of steady-state load, then the 2.0.0 deploy wh
 hey sends 200 requests/s through nginx, until 2.0.0 answers. Every request ends up
 in hey's report (a status code or a connection error).
 
+Then, under the same load: the same release deployed again (a no-op), a rollback to
+1.0.0 (ours: in the standby window, warm; the usual ways: 1.0.0 deployed again), and for
+ours 2.0.0 deployed again without a standby and a rollback then (cold: 1.0.0 boots).
+
 Writes build/bench/report.json (strategy, boot_delay_s, requests, failed, p50_ms,
-p99_ms, max_ms, deploy_s), build/bench/steady.json, build/bench/phases.json (where
-the seconds of our deploy go) and prints them as markdown tables.
+p99_ms, max_ms, deploy_s, shipped_kb), build/bench/steady.json, build/bench/phases.json
+(where the seconds of our deploy go), build/bench/after.json (noop_s, rollback_s,
+rollback_cold_s, requests and failed during them) and prints them as markdown tables.
+BENCH_AFTER=0 leaves the no-op and rollback rows out.
 """
 from __future__ import annotations
 
@@ -31,6 +37,7 @@ OUT = REPO / "build" / "bench"
 HOST = "zdt-sandbox"
 STRATEGIES = os.environ.get("BENCH_STRATEGIES", "restart hup zerodowntime zerodowntime-pip").split()
 DELAYS = [int(d) for d in os.environ.get("BENCH_DELAYS", "0 10 30").split()]
+AFTER = os.environ.get("BENCH_AFTER", "1") != "0"
 RATE, CONCURRENCY = 200, 10
 # Every task of a deploy belongs to the step whose file ran last: each step file of the
 # deploy role (roles/deploy/tasks/<step>.yml) begins with a task, and the tasks of the
@@ -73,6 +80,38 @@ def deploy(strategy: str, source: Path, delay: int, profile: bool = False) -> tu
     if strategy == "zerodowntime-pip":
         return playbook("playbooks/deploy.yml", source, delay, "-e", "deploy_installer=pip", stdout_json=profile)
     return playbook("tools/bench/classic.yml", source, delay, "-e", f"bench_strategy={strategy}")
+
+
+def rollback(strategy: str, source: Path, delay: int) -> float:
+    """Back to 1.0.0: ours through the rollback playbook, the usual ways by deploying it again."""
+    if strategy.startswith("zerodowntime"):
+        return playbook("playbooks/rollback.yml", source, delay)[0]
+    return deploy(strategy, source, delay)[0]
+
+
+def shipped_kb() -> float | str:
+    """What the last deploy sent to the host (its history line), in KB."""
+    last = in_sandbox("tail -n 1 /srv/webxample/history.jsonl 2>/dev/null").strip()
+    return round(json.loads(last).get("shipped_bytes", 0) / 1024, 1) if last else ""
+
+
+def after_rows(strategy: str, stage: Path, delay: int) -> dict:
+    """A no-op, a warm rollback and (ours) a cold one, under the load."""
+    load("start")
+    time.sleep(2)
+    noop = deploy(strategy, stage / "webxample-2.0.0", delay)[0]
+    warm = rollback(strategy, stage / "webxample-1.0.0", delay)
+    cold: float | str = ""
+    if strategy.startswith("zerodowntime"):
+        extra = ["-e", "deploy_standby_seconds=0"] + (["-e", "deploy_installer=pip"] if strategy.endswith("-pip") else [])
+        playbook("playbooks/deploy.yml", stage / "webxample-2.0.0", delay, *extra)
+        cold = round(rollback(strategy, stage / "webxample-1.0.0", delay), 1)
+    time.sleep(2)
+    load("stop")
+    report = parse(in_sandbox("cat /var/tmp/zdt-load/bench.txt"))
+    return {"strategy": strategy, "boot_delay_s": delay, "noop_s": round(noop, 1), "rollback_s": round(warm, 1),
+            "rollback_cold_s": cold, "requests": report["requests"], "failed": report["failed"],
+            "p99_ms": report["p99_ms"], "max_ms": report["max_ms"]}
 
 
 def hey_for(seconds: int, name: str) -> dict:
@@ -127,7 +166,7 @@ def main() -> None:
     for version in ("1.0.0", "2.0.0"):
         if not (stage / f"webxample-{version}" / "pyproject.toml").exists():
             sh(str(REPO / "examples/stage_release.sh"), version, str(stage / f"webxample-{version}"))
-    rows, steady, phase_rows = [], [], []
+    rows, steady, phase_rows, after = [], [], [], []
     for delay in DELAYS:
         for strategy in STRATEGIES:
             print(f"== {strategy}, boot delay {delay} s", flush=True)
@@ -146,7 +185,8 @@ def main() -> None:
             report = parse(in_sandbox("cat /var/tmp/zdt-load/bench.txt"))
             rows.append({"strategy": strategy, "boot_delay_s": delay, "requests": report["requests"],
                          "failed": report["failed"], "p50_ms": report["p50_ms"], "p99_ms": report["p99_ms"],
-                         "max_ms": report["max_ms"], "deploy_s": round(seconds, 1)})
+                         "max_ms": report["max_ms"], "deploy_s": round(seconds, 1),
+                         "shipped_kb": shipped_kb() if strategy.startswith("zerodowntime") else ""})
             print(json.dumps(rows[-1]), flush=True)
             if strategy.startswith("zerodowntime"):
                 split = phases(output)
@@ -154,14 +194,23 @@ def main() -> None:
                 overhead = seconds - install - split.get("health wait", 0)
                 phase_rows.append({"strategy": strategy, "boot_delay_s": delay, "deploy_s": round(seconds, 1),
                                    **split, "beyond install + boot": round(overhead, 1)})
+            if AFTER:
+                after.append(after_rows(strategy, stage, delay))
+                print(json.dumps(after[-1]), flush=True)
     (OUT / "report.json").write_text(json.dumps(rows, indent=1) + "\n")
     (OUT / "steady.json").write_text(json.dumps(steady, indent=1) + "\n")
     (OUT / "phases.json").write_text(json.dumps(phase_rows, indent=1) + "\n")
+    (OUT / "after.json").write_text(json.dumps(after, indent=1) + "\n")
     cores = os.cpu_count()
     print(f"\n### Deploy under {RATE} requests/s, {time.strftime('%Y-%m-%d')}, {cores} cores\n")
-    print(table(rows, ["strategy", "boot_delay_s", "requests", "failed", "p50_ms", "p99_ms", "max_ms", "deploy_s"]))
+    print(table(rows, ["strategy", "boot_delay_s", "requests", "failed", "p50_ms", "p99_ms", "max_ms", "deploy_s",
+                       "shipped_kb"]))
     print("\n### Steady state just before each deploy\n")
     print(table(steady, ["strategy", "boot_delay_s", "p50_ms", "p99_ms", "max_ms"]))
+    if after:
+        print("\n### The same release again (no-op), a rollback in the standby window (warm) and after it (cold)\n")
+        print(table(after, ["strategy", "boot_delay_s", "noop_s", "rollback_s", "rollback_cold_s", "requests",
+                            "failed", "p99_ms", "max_ms"]))
     if phase_rows:
         first = ["strategy", "boot_delay_s", "deploy_s"]
         keys = first + sorted({k for r in phase_rows for k in r} - set(first))

@@ -119,11 +119,12 @@ def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], 
 # --- going back to the release that served before a switch --------------------------------
 
 def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_text: str | None, check: dict | None,
-            owner: tuple[int, int]) -> tuple[list[str], list[str]]:
+            owner: tuple[int, int], keep: bool = False) -> tuple[list[str], list[str]]:
     """Undo a switch from LINKS['current'] to FAILED: the site as it was (SITE_TEXT, tested,
     reloaded, checked through nginx), current and previous as they were, FAILED's programs
-    removed, the other release's parked programs active again. Each step runs even when
-    one before it failed. Returns (done, failed steps with why)."""
+    removed (KEEP: its web program keeps running, to stand by, and the others are parked),
+    the other release's parked programs active again. Each step runs even when one before it
+    failed. Returns (done, failed steps with why)."""
     done, errors = [], []
     target = links.get("current", "")
 
@@ -160,7 +161,12 @@ def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_tex
 
     programs = app.programs()
     doomed = [p for p in programs if p["release"] == failed]
-    if doomed:
+    if keep:
+        # Singletons first (at most one at a time), before the target's start again.
+        doomed.sort(key=lambda p: p["kind"] != "singleton")
+        for program in [p for p in doomed if p["process"] != WEB and is_active(p["text"])]:
+            step(f"{program['program']} parked", lambda p=program: set_active(app, supervisor, p, False) and None)
+    elif doomed:
         step(f"programs of {failed} removed", lambda: ", ".join(remove_programs(app, supervisor, doomed)))
     parked = [p for p in programs if p["release"] == target and p["process"] != WEB and not is_active(p["text"])]
     for program in parked:
@@ -198,11 +204,16 @@ def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
         lock.release(taken["token"])
 
 
-def take_lock(lock: Lock, action: str, release: str, wait: float, log) -> dict | None:  # noqa: ANN001
-    """The app's lock for this helper, waiting up to WAIT seconds while someone else holds it
-    (a deploy or a rollback: this helper never breaks a lock); None when it stays held."""
-    owner = {"action": action, "user": "zdt-standby", "controller": os.uname().nodename, "release": release,
-             "started_at": now_utc()}
+# Who the standby helper is, in the lock and in history.
+HELPER = {"user": "zdt-standby", "controller": os.uname().nodename}
+
+
+def take_lock(lock: Lock, action: str, release: str, wait: float, log,  # noqa: ANN001
+              who: dict | None = None) -> dict | None:
+    """The app's lock for this helper (or WHO: user and controller), waiting up to WAIT seconds
+    while someone else holds it (a deploy or a rollback: this helper never breaks a lock);
+    None when it stays held."""
+    owner = {"action": action, **(who or HELPER), "release": release, "started_at": now_utc()}
     deadline, said = time.monotonic() + wait, False
     while True:
         try:
@@ -217,27 +228,34 @@ def take_lock(lock: Lock, action: str, release: str, wait: float, log) -> dict |
             time.sleep(1)
 
 
-def rollback(app: App, state: dict, why: str, log) -> bool:  # noqa: ANN001
-    """The serving release died inside the window: go back to the standby."""
+def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  # noqa: ANN001
+             wait: float = 10, migrations: str = "refuse", standby_seconds: float = 0) -> dict | None:
+    """Go back to the standby of the window STATE, for REASON: its helper when the serving
+    release died, or WHO (user, controller) who asked for it. A database with migrations the
+    standby does not know is refused (MIGRATIONS 'ignore': not checked). STANDBY_SECONDS: the
+    release rolled back from keeps its web program running and stands by for that long in a
+    window of its own (the requests it still serves finish; rolling forward is instant),
+    else its programs are removed. Returns the history entry it recorded (result rolled_back,
+    refused or failed), or None when it did nothing: the lock stayed held (its holder is in
+    charge of the app) or the app changed since the window opened."""
     started = time.time()
     lock = Lock(app)
-    taken = take_lock(lock, "rollback", state["standby"], wait=10, log=log)
+    taken = take_lock(lock, "rollback", state["standby"], wait=wait, log=log, who=who)
     if taken is None:
-        return False  # a deploy or rollback holds the lock: it is in charge of the app
+        return None
     entry = {"action": "rollback", "release": state["standby"], "from_release": state["serving"],
-             "user": "zdt-standby", "controller": os.uname().nodename, "started_at": now_utc(),
-             "reason": f"watch: release {state['serving']} failed: {why}"}
+             **(who or HELPER), "started_at": now_utc(), "reason": reason}
     try:
         if app.serving()[0] != state["serving"] or load_state(app) != state:
             log("the app changed since the window opened; nothing to do")
-            return False
+            return None
         supervisor = Supervisor()
         standby_web = supervisor.state(app.program(state["standby"]))
         if standby_web != "RUNNING":
             entry.update(result="refused", reason=entry["reason"] + f"; not rolled back: the standby's program "
                          f"{app.program(state['standby'])} is {standby_web or 'gone'}")
-            return False
-        manage = state.get("manage")
+            return entry
+        manage = state.get("manage") if migrations != "ignore" else None
         if manage:
             try:
                 unknown, _leaves = unknown_migrations(app.release(state["standby"]), manage["command"],
@@ -247,15 +265,28 @@ def rollback(app: App, state: dict, why: str, log) -> bool:  # noqa: ANN001
             if unknown:
                 entry.update(result="refused", reason=entry["reason"] + "; not rolled back: the database has "
                              f"migrations release {state['standby']} does not know: {', '.join(unknown)}")
-                return False
+                return entry
         uid, gid = owner_of(app.root)
-        done, errors = go_back(app, supervisor, state["serving"], state["links"], read(app.site_before),
-                               state.get("check_standby"), (uid, gid))
+        site_now, links_now = read(app.site_conf), dict(zip(("current", "previous"), app.serving()))
+        # Asked for: previous then names the release rolled back from, as after a rollback the long way.
+        keep = standby_seconds > 0
+        links = {"current": state["standby"], "previous": state["serving"]} if keep else state["links"]
+        done, errors = go_back(app, supervisor, state["serving"], links, read(app.site_before),
+                               state.get("check_standby"), (uid, gid), keep=keep)
+        os.unlink(app.standby_state)
+        if keep and not errors:
+            swapped = {**state, "serving": state["standby"], "standby": state["serving"], "opened_at": now_utc(),
+                       "until": time.time() + standby_seconds, "links": links_now,
+                       "check_serving": state.get("check_standby"), "check_standby": state.get("check_serving")}
+            write_atomic(app.site_before, site_now or "", 0o600, 0, 0)
+            write_atomic(app.standby_state, json.dumps(swapped, indent=2, sort_keys=True) + "\n", 0o600, 0, 0)
+            proc = systemctl("restart", app.standby_unit)
+            done.append(f"{state['serving']} stands by for {standby_seconds:g} s" if proc.returncode == 0 else
+                        f"NOT DONE the window of {state['serving']}: systemctl: {proc.stderr.strip()}")
         entry.update(result="rolled_back" if not errors else "failed",
                      reason=entry["reason"] + "; " + "; ".join(done + [f"NOT DONE {e}" for e in errors]))
-        os.unlink(app.standby_state)
         log(entry["reason"])
-        return not errors
+        return entry
     finally:
         entry.update(finished_at=now_utc(), duration_s=round(time.time() - started, 1))
         if "result" in entry:
@@ -294,7 +325,7 @@ def run_window(app: App, log) -> int:  # noqa: ANN001
         failures = failures + 1 if why else 0
         if failures >= needed:
             log(f"release {state['serving']} failed {failures} checks in a row: {why}")
-            rollback(app, state, why, log)
+            rollback(app, state, f"watch: release {state['serving']} failed: {why}", log)
             return 0
         time.sleep(max(0.0, min(interval, state["until"] - time.time())))
     retire(app, state, log)
