@@ -79,6 +79,16 @@ options:
   history_entry:
     description: (absent) The line to append to history.jsonl, as a dict.
     type: dict
+  noop_if_serving:
+    description:
+      - (present, a deploy) When O(release) already serves as a deploy left it, end here: the lock is taken, the
+        C(noop) line appended to history.jsonl and the lock released in this one run, and RV(noop) is true. It
+        serves as left when it is C(current) and complete, no preview is left, no program of another release runs
+        but the one standing by in an open window, the site names its socket, its programs run (C(processes)) and
+        its health answers through nginx with its release id (C(check), see M(zerodowntime.web.zdt_watch)). A lock
+        recovered from a dead deploy, or broken, never ends here (the deploy cleans up after it).
+      - C(started) (the deploy's clock, seconds since the epoch) gives the history line its C(duration_s).
+    type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -154,6 +164,15 @@ released:
   description: Whether the lock was released (absent); false when O(token) no longer held it.
   type: bool
   returned: when state is absent
+noop:
+  description: Whether the release already serves as a deploy left it (O(noop_if_serving)); the lock is released.
+  type: bool
+  returned: when state is present
+noop_why:
+  description: Why it was not a no-op (O(noop_if_serving)), e.g. the program that is not running.
+  type: str
+  returned: when state is present and O(noop_if_serving) is given
+  sample: release 2.0.0-3f2a9c1d is not current
 """
 
 import os
@@ -162,7 +181,8 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, now_utc, record
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, now_utc, probe, record
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError, valid_release
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import Supervisor
@@ -238,6 +258,21 @@ def check_port(module: AnsibleModule, app: App) -> None:
                              "a free loopback port (each app on a host needs its own).")
 
 
+def serving_as_left(app: App, release: str, spec: dict) -> str:
+    """'' when RELEASE serves as a deploy left it (see noop_if_serving), else why not."""
+    if release != app.serving()[0] or not app.complete(release):
+        return f"release {release} is not current"
+    if os.path.exists(app.preview_conf):
+        return "a preview is left"
+    standby = (load_state(app) or {}).get("standby", "")
+    others = sorted({p["release"] for p in app.programs()} - {release, standby})
+    if others:
+        return f"programs of {', '.join(others)} are left"
+    if app.socket(release) not in (read(app.site_conf) or ""):
+        return f"the site does not name {app.socket(release)}"
+    return probe(app, Supervisor(), release, spec.get("processes") or [], {**spec["check"], "release": release})
+
+
 def present(module: AnsibleModule, app: App, result: dict) -> None:
     params = module.params
     if params["check_daemons"] and result["current"]:
@@ -265,7 +300,18 @@ def present(module: AnsibleModule, app: App, result: dict) -> None:
         broken = {k: taken["broken"].get(k, "") for k in ("action", "release", "user", "controller", "started_at")}
         record(app, {**broken, "result": "interrupted", "finished_at": now_utc(),
                      "reason": "lock broken with deploy_break_lock"})
-    result.update(token=taken["token"], recovered=taken["recovered"], broken=taken["broken"])
+    result.update(token=taken["token"], recovered=taken["recovered"], broken=taken["broken"], noop=False)
+    spec = params["noop_if_serving"]
+    if spec and not taken["recovered"] and taken["broken"] is None:
+        result["noop_why"] = serving_as_left(app, result["release"], spec)
+        if not result["noop_why"]:
+            record(app, {"action": "deploy", "release": result["release"], "from_release": result["release"],
+                         "result": "noop", "reason": "", **{k: owner.get(k, "") for k in ("user", "controller")},
+                         "started_at": owner.get("started_at", ""), "finished_at": now_utc(),
+                         "duration_s": round(time.time() - float(spec.get("started") or time.time()), 1),
+                         "shipped_bytes": 0})
+            lock.release(taken["token"])
+            result.update(noop=True, token="")
 
 
 def absent(module: AnsibleModule, app: App, result: dict) -> None:
@@ -294,6 +340,7 @@ def main() -> None:
             "start_daemons": {"type": "bool", "default": False},
             "preview_port": {"type": "int", "default": 0},
             "history_entry": {"type": "dict"},
+            "noop_if_serving": {"type": "dict"},
         },
         supports_check_mode=True,
     )
