@@ -49,7 +49,7 @@ def host_wheels(stdout: str) -> dict[str, str]:
         return {}
     found = {}
     for line in stdout.split(INDEX, 1)[1].splitlines():
-        digest, _, name = line.strip().partition("  ")
+        digest, _sep, name = line.strip().partition("  ")
         if len(digest) == 64 and name.endswith(".whl") and "/" not in name:
             found[name] = digest
     return found
@@ -64,7 +64,7 @@ def slim_artifact(source: str, there: dict[str, str], dest: str) -> dict[str, st
     with tarfile.open(source, "r:gz") as artifact, tarfile.open(dest, "w:gz", compresslevel=6) as slim:
         for member in artifact:
             data = artifact.extractfile(member).read() if member.isfile() else None
-            folder, _, name = member.name.partition("/")
+            folder, _sep, name = member.name.partition("/")
             if data is not None and folder == "wheels" and there.get(name) == hashlib.sha256(data).hexdigest():
                 left_out[name] = there[name]
                 continue

@@ -81,7 +81,7 @@ options:
     type: dict
   noop_if_serving:
     description:
-      - (present, a deploy) When O(release) already serves as a deploy left it, end here: the lock is taken, the
+      - (present, a deploy) When O(release) already serves as a deploy left it, end here; the lock is taken, the
         C(noop) line appended to history.jsonl and the lock released in this one run, and RV(noop) is true. It
         serves as left when it is C(current) and complete, no preview is left, no program of another release runs
         but the one standing by in an open window, the site names its socket, its programs run (C(processes)) and

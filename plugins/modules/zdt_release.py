@@ -27,7 +27,7 @@ description:
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
     release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
     version; one command over the connection tells both, and lists the wheels the app's wheelhouse holds
-    (C(APP_ROOT/.zdt/wheelhouse.sha256), which this module writes): a wheel already there with the same sha256 is left
+    (C(APP_ROOT/.zdt/wheelhouse.sha256), which this module writes); a wheel already there with the same sha256 is left
     out of the artifact it ships (O(wheelhouse_wheels)), so a code-only change ships the app's own wheel. It returns
     C(shipped), what it transferred, and C(shipped_bytes).
 version_added: 0.1.0
