@@ -171,10 +171,10 @@ def _pure(wheel: Path) -> bool:
 
 
 def _app_wheel(spec: dict, pip_wheel: list[str], wheel_dir: Path, src: Path) -> str:
-    """Build the app's own wheel with PIP_WHEEL (a `pip wheel` command writing to WHEEL_DIR)
-    and return its version; a wheel of another name is a wrong deploy_package_name."""
+    """Build the app's own wheel with PIP_WHEEL (a `pip wheel` or `uv build` command writing to
+    WHEEL_DIR) and return its version; a wheel of another name is a wrong deploy_package_name."""
     origin = spec.get("source_path") or spec.get("git_repo")
-    _run(pip_wheel + [str(src)], f"pip wheel of {origin}")
+    _run(pip_wheel + [str(src)], f"building the wheel of {origin}")
     name = _normalize(spec["package"])
     found = [w for w in wheel_dir.glob("*.whl") if _normalize(w.name.split("-")[0]) == name]
     if not found:
@@ -194,8 +194,10 @@ def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work:
     pip = [python, "-m", "pip", "--disable-pip-version-check"]
     wanted: list[str] = []
     if settings["type"] == "package":
-        version = _app_wheel(spec, pip + ["wheel", "--quiet", "--no-deps", "--ignore-requires-python",
-                                          "--wheel-dir", str(local)], local, src)
+        # uv builds it with the same build backend, its build environment from uv's cache
+        # (about 1.4 s here, pip wheel 3.7 s).
+        version = _app_wheel(spec, [_uv(python), "build", "--wheel", "--quiet", "--python", python,
+                                    "--out-dir", str(local)], local, src)
         wanted.append(f"{spec['package']}=={version}")
     else:
         version = settings["version"]
@@ -227,10 +229,16 @@ def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work:
                       "--abi", "none"]
     for platform in platforms:
         download += ["--platform", platform]
+    # The wheels downloaded for this kind of host before, kept on the controller: a
+    # dependency that did not change is copied from there, not downloaded again.
+    store = Path(spec["out"]).expanduser().parent / "wheels" / key
     for line in missing:
         requirement = line.split(";")[0].strip()
+        if _from_store(store, requirement, wheels):
+            continue
         try:
             _run(download + [requirement], f"pip download {requirement}")
+            _to_store(store, requirement, wheels)
             continue
         except BuildError:
             pass
@@ -248,6 +256,36 @@ def _build_for_target(spec: dict, settings: dict, src: Path, wheels: Path, work:
                 "that publishes wheels, or drop the dependency")
         shutil.copy2(made[0], wheels / made[0].name)
     return version, pinned, added_gunicorn
+
+
+def _pinned(requirement: str) -> tuple[str, str]:
+    """(normalized name, version) of a pinned requirement NAME[extras]==VERSION; ('', '') otherwise."""
+    name, sep, version = requirement.partition("==")
+    return (_normalize(name.split("[")[0].strip()), version.strip()) if sep and version.strip() else ("", "")
+
+
+def _wheel_of(directory: Path, name: str, version: str) -> list[Path]:
+    return [w for w in directory.glob("*.whl") if _normalize(w.name.split("-")[0]) == name
+            and w.name.split("-")[1] == version]
+
+
+def _from_store(store: Path, requirement: str, wheels: Path) -> bool:
+    """Copy the wheel of pinned REQUIREMENT from the controller's STORE into WHEELS, if there."""
+    name, version = _pinned(requirement)
+    found = _wheel_of(store, name, version) if name and store.is_dir() else []
+    if found:
+        shutil.copy2(found[0], wheels / found[0].name)
+    return bool(found)
+
+
+def _to_store(store: Path, requirement: str, wheels: Path) -> None:
+    """Keep the wheel just downloaded for pinned REQUIREMENT in STORE (renamed into place)."""
+    name, version = _pinned(requirement)
+    for wheel in _wheel_of(wheels, name, version) if name else []:
+        store.mkdir(parents=True, exist_ok=True)
+        staging = store / f".{wheel.name}.{os.getpid()}"
+        shutil.copy2(wheel, staging)
+        staging.rename(store / wheel.name)
 
 
 def _build_here(spec: dict, settings: dict, src: Path, wheels: Path) -> tuple[str, list[str], str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from ansible_collections.zerodowntime.web.plugins.plugin_utils.zdt_build import (
+    _from_store,
+    _to_store,
     BuildError,
     _tags,
     elf_machine,
@@ -71,3 +73,18 @@ def test_the_real_uv_of_this_controller_is_a_linux_program_of_this_machine():
     if not found and not shutil.which("uv"):
         pytest.skip("no uv on this controller")
     assert found["machine"] == platform.machine() and found["version"][0].isdigit()
+
+
+def test_a_downloaded_wheel_is_kept_and_a_pinned_requirement_is_served_from_the_store(tmp_path):
+    store, first, second = tmp_path / "store", tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "Django-5.2.19-py3-none-any.whl").write_bytes(b"django")
+    (first / "sqlparse-0.6.1-py3-none-any.whl").write_bytes(b"sqlparse")
+    assert not _from_store(store, "django==5.2.19", second)  # nothing kept yet: downloaded
+    _to_store(store, "django==5.2.19", first)
+    assert sorted(p.name for p in store.iterdir()) == ["Django-5.2.19-py3-none-any.whl"]  # that one only
+    assert _from_store(store, "Django[argon2]==5.2.19", second)
+    assert (second / "Django-5.2.19-py3-none-any.whl").read_bytes() == b"django"
+    assert not _from_store(store, "django==5.2.20", second)  # another version: downloaded
+    assert not _from_store(store, "django>=5", second)  # not pinned: never from the store
