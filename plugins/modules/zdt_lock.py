@@ -83,11 +83,13 @@ options:
     description:
       - (present, a deploy) When O(release) already serves as a deploy left it, end here; the lock is taken, the
         C(noop) line appended to history.jsonl and the lock released in this one run, and RV(noop) is true. It
-        serves as left when it is C(current) and complete, no preview is left, no program of another release runs
-        but the one standing by in an open window, the site names its socket, its programs run (C(processes)) and
-        its health answers through nginx with its release id (C(check), see M(zerodowntime.web.zdt_watch)). A lock
-        recovered from a dead deploy, or broken, never ends here (the deploy cleans up after it).
-      - C(started) (the deploy's clock, seconds since the epoch) gives the history line its C(duration_s).
+        serves as left when it is C(current) and complete, no preview or incomplete release is left, no program of
+        another release runs but the one standing by in an open window, the site names its socket, its programs run
+        (C(processes)) and its health answers through nginx with its release id (C(check), see
+        M(zerodowntime.web.zdt_watch)). A lock recovered from a dead deploy, or broken, never ends here (the deploy
+        cleans up after it).
+      - C(started) (the deploy's clock, seconds since the epoch) gives the history line its C(duration_s);
+        C(keep_standby) false (no standby window asked for) makes a release standing by a reason to go on.
     type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -264,7 +266,12 @@ def serving_as_left(app: App, release: str, spec: dict) -> str:
         return f"release {release} is not current"
     if os.path.exists(app.preview_conf):
         return "a preview is left"
+    incomplete = sorted(d for d in os.listdir(app.releases) if not valid_release(d) or not app.complete(d))
+    if incomplete:
+        return f"incomplete releases are left ({', '.join(incomplete)})"
     standby = (load_state(app) or {}).get("standby", "")
+    if standby and not spec.get("keep_standby", True):
+        return f"release {standby} stands by and is to stop (no standby window asked for)"
     others = sorted({p["release"] for p in app.programs()} - {release, standby})
     if others:
         return f"programs of {', '.join(others)} are left"
