@@ -270,7 +270,7 @@ def serving_as_left(app: App, release: str, spec: dict) -> str:
     if incomplete:
         return f"incomplete releases are left ({', '.join(incomplete)})"
     standby = (load_state(app) or {}).get("standby", "")
-    if standby and not spec.get("keep_standby", True):
+    if standby and str(spec.get("keep_standby", True)).lower() not in ("true", "1", "yes"):
         return f"release {standby} stands by and is to stop (no standby window asked for)"
     others = sorted({p["release"] for p in app.programs()} - {release, standby})
     if others:
