@@ -280,6 +280,7 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
                        "check_serving": state.get("check_standby"), "check_standby": state.get("check_serving")}
             write_atomic(app.site_before, site_now or "", 0o600, 0, 0)
             write_atomic(app.standby_state, json.dumps(swapped, indent=2, sort_keys=True) + "\n", 0o600, 0, 0)
+            install_helper(app)  # this collection's helper, whatever installed the one there
             proc = systemctl("restart", app.standby_unit)
             done.append(f"{state['serving']} stands by for {standby_seconds:g} s" if proc.returncode == 0 else
                         f"NOT DONE the window of {state['serving']}: systemctl: {proc.stderr.strip()}")
