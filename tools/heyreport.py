@@ -20,8 +20,12 @@ def parse(text: str) -> dict:
     """Return requests, failed, non_2xx, errors, rps, p50_ms, p99_ms, max_ms, seconds."""
     if "Summary:" not in text:
         raise ValueError("not a hey report (no Summary:)")
-    statuses = {int(code): int(count) for code, count in
-                re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", text, re.MULTILINE)}
+    found = re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", text, re.MULTILINE)
+    # A file written over without truncation holds the tail of the report before it: its
+    # status lines would count instead of this report's (load units write with truncate:).
+    if text.count("Status code distribution:") > 1 or len({code for code, _n in found}) != len(found):
+        raise ValueError("more than one hey report in one file (an earlier, longer one not truncated)")
+    statuses = {int(code): int(count) for code, count in found}
     error_block = text.split("Error distribution:", 1)[1] if "Error distribution:" in text else ""
     errors = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]\s", error_block, re.MULTILINE))
     responses = sum(statuses.values())

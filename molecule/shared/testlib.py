@@ -105,7 +105,7 @@ def load(host, name: str, rate: int, url: str = "http://localhost/", extra: str 
     yields hey's report (every request is a status code or an error)."""
     unit = f"zdt-load-{name}"
     host.run(f"mkdir -p /var/tmp/zdt-load; systemctl reset-failed {unit}")
-    host.run_expect([0], f"systemd-run --unit={unit} --property=StandardOutput=file:/var/tmp/zdt-load/{name}.txt "
+    host.run_expect([0], f"systemd-run --unit={unit} --property=StandardOutput=truncate:/var/tmp/zdt-load/{name}.txt "
                     f"hey -z 900s -c {concurrency} -q {max(rate // concurrency, 1)} {extra} {url}")
     report: dict = {}
     started = time.monotonic()
