@@ -22,7 +22,9 @@ description:
   - When O(pip_args) name the app's wheelhouse C(APP_ROOT/.zdt/wheelhouse) (root's), it is first made to hold the
     release's C(wheels/) and nothing else; a wheel whose content did not change is left as it was, so uv's cache
     serves it without unpacking it again. What uv cached of a distribution whose wheel was replaced (an app's own
-    wheel changes without a new version) or removed goes first (C(uv cache clean)).
+    wheel changes without a new version) or removed goes first (C(uv cache clean)). With O(installer=pip), when
+    O(pip_args) name the release's C(wheels/), the app's wheelhouse is made to hold them the same way (pip installs
+    from the release's own), so that the next release ships only the wheels it lacks, as with uv.
   - C(state=absent) removes the release directory; it refuses the release C(current) or C(previous) points at.
   - The action plugin of the same name ships O(artifact_src) from the controller in the same task, only when the
     release is not already complete, and O(uv_src) only when the release is not complete and the host lacks that uv
@@ -453,6 +455,10 @@ def create(module: AnsibleModule, app: App, owner: Owner, result: dict) -> None:
         owner.run(module, [params["python"], "-m", "venv", f"{path}/venv"], path, "creating the virtualenv", result)
         timings["venv"] = round(time.monotonic() - started, 2)
         started = time.monotonic()
+        # pip installs from the release's own wheels/; the app's wheelhouse keeps a copy of
+        # them, for the next release to ship only the wheels it does not hold.
+        if f"{path}/wheels" in params["pip_args"]:
+            sync_wheelhouse(app, f"{path}/wheels")
         owner.run(module, [f"{path}/venv/bin/pip", "install", *params["pip_args"]], path, "pip install", result)
     timings["install"] = round(time.monotonic() - started, 2)
     linked = params["shared_dirs"] + params["shared_files"] + ([params["media_dir"]] if params["media_dir"] else [])
