@@ -53,6 +53,9 @@ class ActionModule(ActionBase):
                                  f" by {holder.get('user')} on this controller, whose ansible-playbook (pid "
                                  f"{holder.get('controller_pid')}) is still running. Wait for it to finish. "
                                  "Nothing was changed.")
+                # ansible-core 2.19 also reports a module's failure from its own error summary
+                # ("Module failed: ..."), which would still offer deploy_break_lock.
+                answer.pop("exception", None)
             else:
                 # Its ansible-playbook is gone: the host may recover the lock, after waiting
                 # for a module of it that is still running there.
