@@ -19,14 +19,20 @@ import json
 import os
 import pkgutil
 import re
+import signal
 import subprocess
 import time
 from datetime import datetime, timezone
 
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import DjangoError, unknown_migrations
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import (
+    DjangoError,
+    ask_unknown_migrations,
+    serve_unknown_migrations,
+    unknown_migrations,
+)
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import directory, link_atomic, read, write_atomic
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import HELPER_DIR, WEB, App
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import HELPER_DIR, WEB, App, LayoutError
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import (
     Supervisor,
@@ -184,6 +190,42 @@ def load_state(app: App) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def standby_unknown_migrations(app: App, state: dict) -> tuple[list[str], str]:
+    """(applied migrations the standby of the window STATE does not know, who answered:
+    'window', the window's warm check, or 'django', a management command started for it)."""
+    manage, path = state["manage"], app.release(state["standby"])
+    answer = ask_unknown_migrations(app.migrations_socket, path)
+    if answer is not None:
+        return answer[0], "window"
+    return unknown_migrations(path, manage["command"], manage.get("user"))[0], "django"
+
+
+def start_warm_check(app: App, state: dict, log):  # noqa: ANN001, ANN201 - a Popen or None
+    """The window's warm migration check of its standby (when its deploy runs migrations)."""
+    manage = state.get("manage")
+    if not manage:
+        return None
+    try:
+        return serve_unknown_migrations(app.release(state["standby"]), manage["command"], manage.get("user"),
+                                        app.migrations_socket)
+    except (OSError, LayoutError) as error:
+        log(f"no warm migration check (a rollback asks Django itself): {error}")
+        return None
+
+
+def stop_warm_check(app: App, process) -> None:  # noqa: ANN001
+    if process is None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    if os.path.lexists(app.migrations_socket):
+        os.unlink(app.migrations_socket)
+
+
 def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
     """The window is over: stop and remove the standby's programs, unless it serves again."""
     lock = Lock(app)
@@ -229,7 +271,8 @@ def take_lock(lock: Lock, action: str, release: str, wait: float, log,  # noqa: 
 
 
 def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  # noqa: ANN001
-             wait: float = 10, migrations: str = "refuse", standby_seconds: float = 0) -> dict | None:
+             wait: float = 10, migrations: str = "refuse", standby_seconds: float = 0,
+             checked: str = "") -> dict | None:
     """Go back to the standby of the window STATE, for REASON: its helper when the serving
     release died, or WHO (user, controller) who asked for it. A database with migrations the
     standby does not know is refused (MIGRATIONS 'ignore': not checked). STANDBY_SECONDS: the
@@ -237,7 +280,8 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
     window of its own (the requests it still serves finish; rolling forward is instant),
     else its programs are removed. Returns the history entry it recorded (result rolled_back,
     refused or failed), or None when it did nothing: the lock stayed held (its holder is in
-    charge of the app) or the app changed since the window opened."""
+    charge of the app) or the app changed since the window opened. CHECKED: who answered the
+    migration check the caller made (the entry's migrations_checked)."""
     started = time.time()
     lock = Lock(app)
     taken = take_lock(lock, "rollback", state["standby"], wait=wait, log=log, who=who)
@@ -245,6 +289,8 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
         return None
     entry = {"action": "rollback", "release": state["standby"], "from_release": state["serving"],
              **(who or HELPER), "started_at": now_utc(), "reason": reason}
+    if checked:
+        entry["migrations_checked"] = checked
     try:
         if app.serving()[0] != state["serving"] or load_state(app) != state:
             log("the app changed since the window opened; nothing to do")
@@ -255,11 +301,9 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
             entry.update(result="refused", reason=entry["reason"] + f"; not rolled back: the standby's program "
                          f"{app.program(state['standby'])} is {standby_web or 'gone'}")
             return entry
-        manage = state.get("manage") if migrations != "ignore" else None
-        if manage:
+        if state.get("manage") and migrations != "ignore":
             try:
-                unknown, _leaves = unknown_migrations(app.release(state["standby"]), manage["command"],
-                                                      manage.get("user"))
+                unknown, entry["migrations_checked"] = standby_unknown_migrations(app, state)
             except DjangoError as error:
                 unknown = [f"(check failed: {error})"]
             if unknown:
@@ -305,13 +349,21 @@ def run_window(app: App, log) -> int:  # noqa: ANN001
     if state is None:
         log("no standby window open")
         return 0
-    watch = state.get("watch") or {}
-    interval, needed = float(watch.get("interval", 1)), int(watch.get("failures", 3))
     check = state.get("check_serving")
     access = AccessLog(app.access_log, app.socket(state["serving"])) if check else None
-    failures = 0
     log(f"standby window of {app.name}: {state['standby']} stands by for {state['serving']} until "
         f"{datetime.fromtimestamp(state['until'], timezone.utc):%H:%M:%SZ}")
+    warm = start_warm_check(app, state, log)
+    try:
+        return watch_window(app, state, log, access, check)
+    finally:
+        stop_warm_check(app, warm)
+
+
+def watch_window(app: App, state: dict, log, access: AccessLog | None, check: dict | None) -> int:  # noqa: ANN001
+    watch = state.get("watch") or {}
+    interval, needed = float(watch.get("interval", 1)), int(watch.get("failures", 3))
+    failures = 0
     supervisor = Supervisor()
     while time.time() < state["until"]:
         if load_state(app) != state:
@@ -340,7 +392,15 @@ def main(argv: list[str], log) -> int:  # noqa: ANN001
     parser.add_argument("--app", required=True)
     parser.add_argument("--root", required=True)
     args = parser.parse_args(argv)
+    # Stopped by systemd (a new window, a rollback): end through the finally clauses, so
+    # the warm check is reaped before this process exits. (In a container systemd may not
+    # learn that the unit's last other process ended, and would wait for its stop timeout.)
+    signal.signal(signal.SIGTERM, _stopped)
     return run_window(App(args.app, args.root), log)
+
+
+def _stopped(_signum: int, _frame) -> None:  # noqa: ANN001
+    raise SystemExit(0)
 
 
 # --- installing this helper on the host -----------------------------------------------------
@@ -375,7 +435,8 @@ def unit_text(app: App) -> str:
             "[Service]\n"
             "Type=simple\n"
             f"ExecStart=/usr/bin/python3 -I {LAUNCHER} standby --app {app.name} --root {app.root}\n"
-            "Restart=no\n\n"
+            "Restart=no\n"
+            "TimeoutStopSec=15\n\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n")
 

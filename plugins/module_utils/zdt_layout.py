@@ -167,6 +167,10 @@ class App:
         self.standby_state = f"{self.state}/standby.json"
         self.site_before = f"{self.state}/site.before.conf"
         self.once = f"{self.state}/once.json"
+        # The standby window's warm migration check: the helper's child, the standby's
+        # code loaded once, answers on this socket (root's) which applied migrations it
+        # does not know, asking the database each time.
+        self.migrations_socket = f"{self.state}/migrations.sock"
         # How the site is checked through nginx (written at each switch): what the nginx
         # binary upgrade asks of every app on the host.
         self.site_record = f"{self.state}/site.json"

@@ -19,6 +19,9 @@ description:
     checked through nginx), C(current) on the standby and C(previous) on the release rolled back from, whose other
     programs are parked and the standby's started again, and a new window in which the release rolled back from
     stands by (O(standby_seconds)).
+  - The migration check asks the window's warm check when it answers (the standby's code, loaded once by the
+    window's helper as the window opened, asks the database each time), which spares a Django start-up; else a
+    management command of the standby.
   - When this does not apply, it changes nothing and says why (RV(why)) so the caller can go the long way, the
     health-gated switch of a deploy; no window is open, the target O(release) is not the one standing by, the
     standby's web program is not running, the database has migrations it does not know (O(migrations)), the app
@@ -97,6 +100,14 @@ why:
   type: str
   returned: always
   sample: no standby window is open
+migrations_checked:
+  description:
+    - Who answered whether the database has migrations the standby does not know; C(window) is the standby window's
+      warm check (the standby's code loaded once when the window opened, the database asked now), C(django) a
+      management command started for it (when the warm check does not answer), empty when not asked.
+  type: str
+  returned: always
+  sample: window
 entry:
   description: The history line recorded (result C(rolled_back)), when it rolled back.
   type: dict
@@ -105,14 +116,15 @@ entry:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import DjangoError, unknown_migrations
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, rollback
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import DjangoError
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, rollback, standby_unknown_migrations
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import Supervisor, SupervisorError
 
 
-def not_applicable(app: App, state: dict | None, params: dict) -> str:
-    """Why going back to the standby does not apply here, or ''."""
+def not_applicable(app: App, state: dict | None, params: dict, checked: dict) -> str:
+    """Why going back to the standby does not apply here, or ''. CHECKED['by']: who answered
+    the migration check ('window': the window's warm check; 'django': a command started for it)."""
     if params["standby_seconds"] <= 0:
         return "standby_seconds is 0: the release rolled back from must drain first"
     if not state:
@@ -132,7 +144,7 @@ def not_applicable(app: App, state: dict | None, params: dict) -> str:
     manage = state.get("manage")
     if manage and params["migrations"] == "refuse":
         try:
-            unknown, _leaves = unknown_migrations(app.release(state["standby"]), manage["command"], manage.get("user"))
+            unknown, checked["by"] = standby_unknown_migrations(app, state)
         except DjangoError as error:
             return f"could not ask release {state['standby']} which migrations it knows: {error}"
         if unknown:
@@ -158,14 +170,16 @@ def main() -> None:
     except LayoutError as error:
         module.fail_json(msg=str(error))
     state = load_state(app)
-    why = not_applicable(app, state, params)
+    checked = {"by": ""}
+    why = not_applicable(app, state, params, checked)
     if why or module.check_mode:
-        module.exit_json(changed=not why, rolled_back=False, why=why or "check mode")
+        module.exit_json(changed=not why, rolled_back=False, why=why or "check mode", migrations_checked=checked["by"])
     who = {key: str(params["who"].get(key, "")) for key in ("user", "controller")}
     said: list[str] = []
     # The migrations were asked about above (a Django start-up is most of this run's time).
     entry = rollback(app, state, "rollback to the release standing by (one step, in the window)", said.append,
-                     who=who, wait=0, migrations="ignore", standby_seconds=params["standby_seconds"])
+                     who=who, wait=0, migrations="ignore", standby_seconds=params["standby_seconds"],
+                     checked=checked["by"])
     if entry is None:
         module.exit_json(changed=False, rolled_back=False, why="; ".join(said) or "the app changed")
     if entry["result"] == "refused":  # its program stopped since the check above
@@ -174,7 +188,7 @@ def main() -> None:
     if entry["result"] != "rolled_back":
         module.fail_json(msg=f"Rollback of {app.name} to {state['standby']} did not complete: {entry['reason']}",
                          entry=entry, rolled_back=False)
-    module.exit_json(changed=True, rolled_back=True, why="", entry=entry)
+    module.exit_json(changed=True, rolled_back=True, why="", entry=entry, migrations_checked=checked["by"])
 
 
 if __name__ == "__main__":

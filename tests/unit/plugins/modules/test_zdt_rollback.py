@@ -30,7 +30,7 @@ def app(tmp_path, monkeypatch):
 
 def why(app, state, release="previous", seconds=600.0, migrations="ignore", **window) -> str:
     params = {"release": release, "standby_seconds": seconds, "migrations": migrations}
-    return zdt_rollback.not_applicable(app, {**state, **window} if state else state, params)
+    return zdt_rollback.not_applicable(app, {**state, **window} if state else state, params, {"by": ""})
 
 
 def test_the_standby_named_previous_or_by_its_id_applies(app):
@@ -58,8 +58,25 @@ def test_a_standby_whose_program_stopped_is_not_gone_back_to(app, monkeypatch):
 
 
 def test_unknown_migrations_leave_the_refusal_to_the_long_way(app, monkeypatch):
-    monkeypatch.setattr(zdt_rollback, "unknown_migrations", lambda path, command, user: (["pages.0004_lang"], {}))
+    monkeypatch.setattr(zdt_rollback, "standby_unknown_migrations", lambda app, state: (["pages.0004_lang"], "window"))
     manage = {"manage": {"command": "manage.py", "user": "shop"}}
     assert why(app, WINDOW, migrations="refuse", **manage) == (
         "the database has migrations release 1.0-a does not know: pages.0004_lang")
     assert why(app, WINDOW, migrations="ignore", **manage) == ""
+
+
+def test_the_migration_check_says_who_answered(app, monkeypatch):
+    """The window's warm check when it answers, else a management command of the standby."""
+    from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_host
+
+    asked = []
+    monkeypatch.setattr(zdt_host, "unknown_migrations", lambda path, command, user: asked.append(path) or ([], {}))
+    monkeypatch.setattr(zdt_host, "ask_unknown_migrations", lambda socket, path: None)
+    params = {"release": "previous", "standby_seconds": 600.0, "migrations": "refuse"}
+    checked = {"by": ""}
+    state = {**WINDOW, "manage": {"command": "manage.py", "user": "shop"}}
+    assert zdt_rollback.not_applicable(app, state, params, checked) == "" and checked == {"by": "django"}
+    assert asked == [app.release("1.0-a")]
+    monkeypatch.setattr(zdt_host, "ask_unknown_migrations", lambda socket, path: ([], {}))
+    assert zdt_rollback.not_applicable(app, state, params, checked) == "" and checked == {"by": "window"}
+    assert len(asked) == 1
