@@ -208,8 +208,8 @@ def start_warm_check(app: App, state: dict, log):  # noqa: ANN001, ANN201 - a Po
     try:
         return serve_unknown_migrations(app.release(state["standby"]), manage["command"], manage.get("user"),
                                         app.migrations_socket)
-    except (OSError, LayoutError) as error:
-        log(f"no warm migration check (a rollback asks Django itself): {error}")
+    except (OSError, LayoutError, KeyError, ValueError) as error:  # KeyError: no such user
+        log(f"no warm migration check (a rollback asks Django itself): {error!r}")
         return None
 
 
