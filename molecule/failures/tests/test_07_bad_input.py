@@ -28,6 +28,9 @@ BAD_INPUT = {
     "program_named_web": ({"deploy_programs": [{"name": "web", "command": "x", "kind": "worker"}]}, "deploy_programs"),
     "program_bad_kind": ({"deploy_programs": [{"name": "w", "command": "x", "kind": "daemon"}]}, "deploy_programs"),
     "unknown_hook": ({"deploy_hooks": {"before_lunch": "x.yml"}}, "deploy_hooks.before_lunch"),
+    # A variable of a role the deploy includes (checked once against that role's spec).
+    "included_role_wrong_type_int": ({"gunicorn_supervisor_threads": "four"}, "gunicorn_supervisor_threads"),
+    "included_role_wrong_type_bool": ({"nginx_upstream_verify_enabled": "maybe"}, "nginx_upstream_verify_enabled"),
 }
 
 
