@@ -72,7 +72,9 @@ class AccessLog:
 
     def __init__(self, path: str, socket_path: str, offset: int | None = None) -> None:
         self.path, self.socket = path, f"unix:{socket_path}"
-        self.offset = offset if offset is not None else self.size()
+        size = self.size()
+        # An offset beyond the end: the log was rotated since; it is read from its start.
+        self.offset = size if offset is None else offset if offset <= size else 0
         self.answers = self.errors = 0
 
     def size(self) -> int:

@@ -61,6 +61,13 @@ options:
       record of how its site is checked, which the nginx binary upgrade uses for every app on the host. Not
       reported as a change.
     type: dict
+  mark:
+    description:
+      - Files whose sizes to return (RV(marks)) as they are just before the reload, with the host's time of it
+        (RV(reloaded_at)), so that a later reader of an access log starts at the switch.
+    type: list
+    elements: path
+    default: []
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -94,6 +101,17 @@ checked:
   type: list
   returned: when check is set
   sample: [{url: "http://127.0.0.1:80/health", status: 200, release: 2.0.0-3f2a9c1d}]
+reloaded_at:
+  description: The host's time (seconds since the epoch) just before nginx was asked to reload.
+  type: float
+  returned: when reloaded
+  sample: 1796232301.3
+marks:
+  description: The size of each file of O(mark), in its order, just before the reload (0 for a missing file).
+  type: list
+  elements: int
+  returned: when reloaded
+  sample: [183204]
 timings:
   description: Seconds of the test, the reload, the check and the drain.
   type: dict
@@ -121,6 +139,7 @@ def main() -> None:
             "check": {"type": "dict"},
             "drain_timeout": {"type": "int", "default": 0},
             "record": {"type": "dict"},
+            "mark": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
     )
@@ -165,6 +184,8 @@ def main() -> None:
         else:
             write_atomic(path, content, modes.get(path, 0o644))
     if changes or params["force_reload"]:
+        result["marks"] = [os.path.getsize(path) if os.path.exists(path) else 0 for path in params["mark"]]
+        result["reloaded_at"] = time.time()
         try:
             result["timings"]["reload"] = zdt_nginx.reload()
         except zdt_nginx.NginxError as error:

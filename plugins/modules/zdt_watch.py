@@ -39,9 +39,18 @@ options:
     type: dict
     required: true
   seconds:
-    description: How long to watch.
+    description: How long to watch, from O(since) when set (then at least one check, whenever this runs).
     type: float
     default: 5
+  since:
+    description:
+      - When the watch began, in the host's time (seconds since the epoch); the switch's reload (RV(zerodowntime.web.zdt_nginx_site#module:reloaded_at)),
+        so that the seconds between the switch and this run count. C(0) is now.
+    type: float
+    default: 0
+  access_offset:
+    description: Where the release's answers start in the site's access log (its size at the switch); the end of it when omitted.
+    type: int
   interval:
     description: Seconds between two checks.
     type: float
@@ -110,6 +119,8 @@ def main() -> None:
             "processes": {"type": "list", "elements": "str", "default": []},
             "check": {"type": "dict", "required": True},
             "seconds": {"type": "float", "default": 5},
+            "since": {"type": "float", "default": 0},
+            "access_offset": {"type": "int"},
             "interval": {"type": "float", "default": 0.5},
             "failures": {"type": "int", "default": 3},
             "max_5xx_ratio": {"type": "float", "default": 0.2},
@@ -126,8 +137,10 @@ def main() -> None:
     if module.check_mode:
         module.exit_json(changed=False, checks=0)
     supervisor = Supervisor()
-    access = AccessLog(app.access_log, socket_path)
-    deadline = time.monotonic() + params["seconds"]
+    access = AccessLog(app.access_log, socket_path, params["access_offset"])
+    # The watch's seconds count from the switch: the steps since (current, hooks) were watched too.
+    elapsed = max(0.0, time.time() - params["since"]) if params["since"] > 0 else 0.0
+    deadline = time.monotonic() + params["seconds"] - elapsed
     checks = failed = 0
     why = ""
     while True:

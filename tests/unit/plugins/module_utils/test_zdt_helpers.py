@@ -76,6 +76,20 @@ def test_the_access_log_counts_a_releases_own_answers_and_5xx(tmp_path):
     assert counter.failing(0.5, 2) and not counter.failing(0.9, 2) and not counter.failing(0.1, 3)
 
 
+def test_the_access_log_is_read_from_an_offset_or_from_its_start_after_a_rotation(tmp_path):
+    log = tmp_path / "access.log"
+    line = '1.2.3.4 - - [x] "GET / HTTP/1.1" 500 5 "-" "hey" rt=0.01 us=500 ua=unix:/srv/shop/run/2.0.sock\n'
+    log.write_text(line * 3)
+    # From the switch's offset: the answers logged since count, not those before.
+    since = AccessLog(str(log), "/srv/shop/run/2.0.sock", len(line))
+    since.read()
+    assert since.answers == 2
+    # An offset beyond the end: the log was rotated since the switch.
+    rotated = AccessLog(str(log), "/srv/shop/run/2.0.sock", len(line) * 10)
+    rotated.read()
+    assert rotated.answers == 3
+
+
 def test_assets_under_the_static_url_are_found_in_a_page():
     page = ('<link rel="stylesheet" href="/static/site.css"><link rel="canonical" href="/static/no.css">'
             '<script src="/static/app.js?v=2"></script><img src="https://cdn.example/static/x.png">'
