@@ -81,5 +81,7 @@ def test_restart_after_a_deploy_resumes_the_standby_window(host, serving):
     assert sorted(after["running"]) == sorted([program(new), program(serving["serving"])])
     assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() == "active"
     # The window ends 45 s after the deploy: the standby is retired although the host restarted.
-    final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] else None)(state(host)), 90, 2)
-    assert final and final["programs"] == [program(new)] and not final["lock"], state(host)
+    # The helper holds the lock while it removes the standby's programs: the end is when it let go.
+    final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
+                     90, 2)
+    assert final and final["programs"] == [program(new)] and final["serving"] == new, state(host)
