@@ -77,6 +77,11 @@ def state(host) -> dict:
     return json.loads(host.check_output(STATE_SCRIPT % {"root": APP_ROOT, "app": APP, "state": STATE_DIR}))
 
 
+def window_active(host) -> bool:
+    """Whether the app's standby window helper (its systemd unit) is running."""
+    return host.run(f"systemctl is-active zdt-standby-{APP}.service").stdout.strip() == "active"
+
+
 def program(release: str, process: str = "web") -> str:
     return f"{APP}@{release}.{process}"
 

@@ -20,6 +20,7 @@ from conftest import (
     state,
     tail,
     wait_for,
+    window_active,
 )
 
 HOLD = r"""
@@ -48,8 +49,7 @@ def hold_lock(host, seconds: float, after: dict | None = None) -> dict:
     retiring (it holds the lock for a moment): start from a free lock. Go on only once this
     holder has the lock."""
     if after is None:
-        assert wait_for(lambda: host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip()
-                        != "active" and not holder(host), 60, 0.2), holder(host)
+        assert wait_for(lambda: not window_active(host) and not holder(host), 60, 0.2), holder(host)
     host.run(f"cat > /var/tmp/zdt-hold.py <<'PY'\n{HOLD}\nPY")
     host.run("systemctl reset-failed zdt-hold")
     host.run_expect([0], f"systemd-run --unit=zdt-hold python3 /var/tmp/zdt-hold.py {seconds}")

@@ -12,7 +12,19 @@ import subprocess
 import time
 
 import pytest
-from conftest import BASE_ENV, ansible_env, history, playbook_cmd, program, run, stage, state, tail, wait_for
+from conftest import (
+    BASE_ENV,
+    ansible_env,
+    history,
+    playbook_cmd,
+    program,
+    run,
+    stage,
+    state,
+    tail,
+    wait_for,
+    window_active,
+)
 
 CONTAINER = "zdt-molecule-failures"
 
@@ -79,7 +91,7 @@ def test_restart_after_a_deploy_resumes_the_standby_window(host, serving):
     after = wait_for(lambda: (lambda s: s if len(s["running"]) == 2 else None)(state(host)), 30, 1)
     assert after and after["serving"] == new, state(host)
     assert sorted(after["running"]) == sorted([program(new), program(serving["serving"])])
-    assert host.run("systemctl is-active zdt-standby-webxample.service").stdout.strip() == "active"
+    assert window_active(host)
     # The window ends 45 s after the deploy: the standby is retired although the host restarted.
     # The helper holds the lock while it removes the standby's programs: the end is when it let go.
     final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
