@@ -228,8 +228,30 @@ def stop_warm_check(app: App, process) -> None:  # noqa: ANN001
         os.unlink(app.migrations_socket)
 
 
+def drain_site(app: App, state: dict, log) -> None:  # noqa: ANN001
+    """The window's site without its backup (the standby) in place: nginx -t, one reload, and the
+    workers of the configuration before it finish their requests (up to the request budget)."""
+    drained = state.get("site_drained")
+    if not drained or read(app.site_conf) == drained:
+        return
+    problem = zdt_nginx.test_config({app.site_conf: drained})
+    if problem:
+        log(f"the site keeps {state['standby']} as its backup: nginx -t refused it without: {problem}")
+        return
+    write_atomic(app.site_conf, drained, 0o644)
+    try:
+        seconds = zdt_nginx.reload()
+    except zdt_nginx.NginxError as error:
+        log(f"the site without {state['standby']} is written but not loaded: {error}")
+        return
+    gone = zdt_nginx.drain(float(state.get("drain_timeout") or 0))
+    log(f"{state['standby']} left the site (reloaded in {seconds} s, "
+        f"{'old nginx workers done' if gone else 'old nginx workers still busy'})")
+
+
 def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
-    """The window is over: stop and remove the standby's programs, unless it serves again."""
+    """The window is over: the standby leaves the site (nginx's backup until now), then its
+    programs stop and are removed, unless it serves again."""
     lock = Lock(app)
     taken = take_lock(lock, "retire", state["standby"], wait=1800, log=log)
     if taken is None:
@@ -239,6 +261,8 @@ def retire(app: App, state: dict, log) -> None:  # noqa: ANN001
         if current == state["standby"]:
             log(f"{state['standby']} is current again; its programs keep running")
         else:
+            if current == state["serving"]:
+                drain_site(app, state, log)
             programs = [p for p in app.programs() if p["release"] == state["standby"]]
             removed = remove_programs(app, Supervisor(), programs)
             log(f"window over: removed {', '.join(removed) or 'nothing'}")
@@ -321,9 +345,13 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
                                state.get("check_standby"), (uid, gid), keep=keep)
         os.unlink(app.standby_state)
         if keep and not errors:
+            # The site without the backup, for each side of the window: the one gone back to is
+            # the site as it was before the switch (rolling forward again puts the backup back).
             swapped = {**state, "serving": state["standby"], "standby": state["serving"], "opened_at": now_utc(),
                        "until": time.time() + standby_seconds, "links": links_now,
-                       "check_serving": state.get("check_standby"), "check_standby": state.get("check_serving")}
+                       "check_serving": state.get("check_standby"), "check_standby": state.get("check_serving"),
+                       "site_drained": state.get("standby_drained") or read(app.site_conf),
+                       "standby_drained": state.get("site_drained")}
             write_atomic(app.site_before, site_now or "", 0o600, 0, 0)
             write_atomic(app.standby_state, json.dumps(swapped, indent=2, sort_keys=True) + "\n", 0o600, 0, 0)
             install_helper(app)  # this collection's helper, whatever installed the one there

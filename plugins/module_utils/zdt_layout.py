@@ -166,6 +166,9 @@ class App:
         self.lock = f"{self.state}/lock"
         self.standby_state = f"{self.state}/standby.json"
         self.site_before = f"{self.state}/site.before.conf"
+        # The site as it will be when the standby window ends (the backup out of it): at a
+        # switch with a backup, written beside the site; the window's helper puts it in place.
+        self.site_drained = f"{self.state}/site.drained.conf"
         self.once = f"{self.state}/once.json"
         # The standby window's warm migration check: the helper's child, the standby's
         # code loaded once, answers on this socket (root's) which applied migrations it

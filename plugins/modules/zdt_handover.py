@@ -45,6 +45,11 @@ options:
       C(max_5xx_ratio), C(min_5xx)), C(check_serving) and C(check_standby) (health through nginx),
       C(links) (current and previous to go back to), C(manage) (C(command), C(user): the migration check),
       C(processes) (the serving release's programs besides web). Omit to keep the window as it is.
+      The site without its backup that the switch kept (C(site.drained.conf) in the state directory) goes
+      into the state too: the helper puts it in place when the window ends, before the standby's programs stop,
+      and waits up to C(drain_timeout) seconds for the nginx workers of the configuration before to exit. The
+      same wait comes before a web program of a release that neither serves nor stands by is removed (the
+      standby of the window replaced, which the configuration before the switch had as its backup).
     type: dict
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
@@ -89,6 +94,10 @@ singleton_gap:
   type: float
   returned: always
   sample: 0.35
+drained:
+  description: Whether the nginx workers of older configurations had exited before a removed web program stopped.
+  type: bool
+  returned: when a web program of a release that neither serves nor stands by was removed and O(window) has C(drain_timeout)
 window:
   description: The standby window's service when one is open ("" for none) and when it ends.
   type: dict
@@ -100,7 +109,8 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read, write_atomic
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import install_helper, load_state, now_utc, systemctl
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import WEB, App, LayoutError, valid_release
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import (
@@ -140,8 +150,8 @@ def main() -> None:
     result = {"stopped": [p["program"] for p in doomed], "parked": [p["program"] for p in parking],
               "started": [p["program"] for p in starting], "singleton_gap": None,
               "window": {"unit": app.standby_unit if standby and window else "", "until": None}}
-    state = load_state(app)
-    closing = not standby and (state is not None or os.path.isfile(app.standby_state))
+    previous = load_state(app)
+    closing = not standby and (previous is not None or os.path.isfile(app.standby_state))
     result["changed"] = bool(doomed or parking or starting or (standby and window) or closing)
     if module.check_mode:
         module.exit_json(**result)
@@ -156,18 +166,29 @@ def main() -> None:
             set_active(app, supervisor, program, True)
         if starting and old_singletons:
             result["singleton_gap"] = round(time.monotonic() - stopped_at, 2)
-        # Then the rest, all at once: old workers and web programs drain in parallel.
+        # Then the rest, all at once: old workers and web programs drain in parallel. A web
+        # program that was the backup of an open window may still be asked by nginx workers
+        # of the configuration before the switch: they finish first.
         for program in parking:
             set_active(app, supervisor, program, False)
+        drain_timeout = float((window or {}).get("drain_timeout") or 0)
+        if drain_timeout > 0 and any(p["process"] == WEB for p in doomed):
+            result["drained"] = zdt_nginx.drain(drain_timeout)
         remove_programs(app, supervisor, doomed)
     except SupervisorError as error:
         module.fail_json(msg=str(error), **result)
     if standby and window:
         until = time.time() + float(window.get("seconds", 600))
+        if previous and previous.get("serving") == standby and previous.get("site_drained"):
+            # The window this deploy replaced had its standby as nginx's backup, and that
+            # release is gone now: going back to the new standby is to its site without it.
+            write_atomic(app.site_before, previous["site_drained"], 0o600, 0, 0)
         state = {"serving": serving, "standby": standby, "until": until, "opened_at": now_utc(),
                  "watch": window.get("watch") or {}, "check_serving": window.get("check_serving"),
                  "check_standby": window.get("check_standby"), "links": window.get("links") or {},
-                 "manage": window.get("manage"), "processes": window.get("processes") or []}
+                 "manage": window.get("manage"), "processes": window.get("processes") or [],
+                 # The backup stays in the site until the window ends; then the helper drains.
+                 "site_drained": read(app.site_drained), "drain_timeout": drain_timeout}
         install_helper(app)
         write_atomic(app.standby_state, json.dumps(state, indent=2, sort_keys=True) + "\n", 0o600, 0, 0)
         proc = systemctl("restart", app.standby_unit)

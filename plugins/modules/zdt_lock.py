@@ -143,6 +143,10 @@ standby:
   type: str
   returned: always
   sample: 0.9.0-0b2e6c11
+standby_in_site:
+  description: Whether the site still names the standby as nginx's backup (until its window ends).
+  type: bool
+  returned: always
 release:
   description: The release looked for (a rollback's target, resolved).
   type: str
@@ -360,8 +364,12 @@ def main() -> None:
     if module.params["rollback_to"] is not None:
         release = previous if module.params["rollback_to"] == "previous" else module.params["rollback_to"]
         module.params["owner"] = {**module.params["owner"], "release": release}
-    standby = (load_state(app) or {}).get("standby", "") if os.path.isfile(app.standby_state) else ""
-    result = {"changed": False, "current": current, "previous": previous, "standby": standby, "release": release,
+    window = (load_state(app) or {}) if os.path.isfile(app.standby_state) else {}
+    standby = window.get("standby", "")
+    # The window's site without its backup is not in place yet: the standby is still the backup.
+    in_site = bool(standby and window.get("site_drained") and read(app.site_conf) != window["site_drained"])
+    result = {"changed": False, "current": current, "previous": previous, "standby": standby,
+              "standby_in_site": in_site, "release": release,
               "release_complete": valid_release(release) and app.complete(release)}
     if module.params["state"] == "present":
         present(module, app, result)

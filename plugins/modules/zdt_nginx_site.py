@@ -61,6 +61,13 @@ options:
       record of how its site is checked, which the nginx binary upgrade uses for every app on the host. Not
       reported as a change.
     type: dict
+  save_drained:
+    description: >-
+      Once the release passed O(check), write C(content) (the site as it will be when the release that served
+      before stops standing by: the first of O(files) without its backup) to C(path), root only, when it
+      differs; an empty C(content) removes C(path). The standby window's helper puts it in place at the
+      window's end. Not reported as a change.
+    type: dict
   mark:
     description:
       - Files whose sizes to return (RV(marks)) as they are just before the reload, with the host's time of it
@@ -139,6 +146,7 @@ def main() -> None:
             "check": {"type": "dict"},
             "drain_timeout": {"type": "int", "default": 0},
             "record": {"type": "dict"},
+            "save_drained": {"type": "dict"},
             "mark": {"type": "list", "elements": "path", "default": []},
         },
         supports_check_mode=True,
@@ -203,6 +211,14 @@ def main() -> None:
         # history.jsonl, writing it is not reported as a change.
         directory(os.path.dirname(record["path"]), 0o700, 0, 0)
         write_atomic(record["path"], text, 0o600, 0, 0)
+    drained = params["save_drained"]
+    if drained and read(drained["path"]) != (drained.get("content") or None):
+        # Like the record: the collection's own state, root's, not reported as a change.
+        if drained.get("content"):
+            directory(os.path.dirname(drained["path"]), 0o700, 0, 0)
+            write_atomic(drained["path"], drained["content"], 0o600, 0, 0)
+        else:
+            os.unlink(drained["path"])
     if params["drain_timeout"] > 0:
         clock = time.monotonic()
         result["drained"] = zdt_nginx.drain(params["drain_timeout"])

@@ -68,11 +68,15 @@ def test_v2_serves_and_v1_stands_by_for_an_instant_rollback(host, current_releas
     assert (window["serving"], window["standby"]) == (current_release, previous_release)
 
 
-def test_nginx_no_longer_falls_back_to_v1(host, current_release, previous_release):
+def test_nginx_falls_back_to_v1_only_while_it_stands_by(host, current_release, previous_release):
     site = host.file("/etc/nginx/conf.d/webxample.conf").content_string
-    assert f"/run/{current_release}.sock" in site
-    assert f"/run/{previous_release}.sock" not in site and " backup;" not in site
+    assert f"/run/{current_release}.sock fail_timeout=0;" in site
+    assert f"/run/{previous_release}.sock backup;" in site
     assert not host.file("/etc/nginx/conf.d/webxample.preview.conf").exists
+    # What the window's helper puts in place when the window ends: v2 alone.
+    window = json.loads(host.run("cat /var/lib/zerodowntime/webxample/standby.json").stdout)
+    assert f"/run/{current_release}.sock" in window["site_drained"]
+    assert f"/run/{previous_release}.sock" not in window["site_drained"] and " backup;" not in window["site_drained"]
 
 
 def test_only_the_serving_and_standby_sockets_exist(host, current_release, previous_release):
