@@ -8,6 +8,7 @@ import time
 
 import pytest
 from conftest import (
+    APP,
     BASE_ENV,
     history,
     load,
@@ -72,6 +73,32 @@ def test_instant_rollback_is_only_an_nginx_switch(host, serving):
                               and not window_active(host) else None)(state(host)), 60, 1)
     assert final, (state(host), window_active(host))
     assert final["serving"] == previous
+
+
+def test_a_deploy_inside_a_window_then_a_rollback_leaves_no_removed_release_in_the_site(host, serving):
+    """A deploy while a window is open replaces it: the old standby (the site's backup until
+    then) is removed after nginx's older workers finished, and going back to the release it
+    replaced is to that release's site without the removed one."""
+    first, second = serving["serving"], "1.0.0" if serving["serving"].startswith("2.0.0-") else "2.0.0"
+    window = ["-e", "deploy_standby_seconds=600", "-e", "deploy_watch_seconds=0"]
+    opened = run("deploy.yml", *window, source=stage(second))
+    assert opened.returncode == 0, tail(opened)
+    middle = state(host)["serving"]
+    with load(host, "deploy-in-window") as report:
+        replaced = run("deploy.yml", *window, "-e", '{"deploy_release_config": {"variant": "c"}}', source=stage(second))
+        assert replaced.returncode == 0, tail(replaced)
+        third = state(host)["serving"]
+        assert third not in (first, middle)
+        site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+        assert f"/run/{middle}.sock backup;" in site and f"/run/{first}.sock" not in site, site
+        back = run("rollback.yml", "-e", "deploy_standby_seconds=600")
+        assert back.returncode == 0, tail(back)
+    after = state(host)
+    assert after["serving"] == middle
+    assert sorted(after["running"]) == sorted([program(middle), program(third)]), after
+    site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+    assert f"/run/{middle}.sock fail_timeout=0;" in site and " backup;" not in site and f"/run/{first}.sock" not in site
+    assert report["failed"] == 0, report
 
 
 def test_rollback_to_a_missing_release_is_refused(host, serving):
