@@ -126,6 +126,16 @@ def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], 
 
 # --- going back to the release that served before a switch --------------------------------
 
+def put_site(app: App, text: str, what: str) -> float:
+    """TEXT as the app's site: nginx -t with it first (RuntimeError naming WHAT when refused),
+    then written and one reload (NginxError when it fails). Returns the reload's seconds."""
+    problem = zdt_nginx.test_config({app.site_conf: text})
+    if problem:
+        raise RuntimeError(f"nginx -t refused {what}: {problem}")
+    write_atomic(app.site_conf, text, 0o644)
+    return zdt_nginx.reload()
+
+
 def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_text: str | None, check: dict | None,
             owner: tuple[int, int], keep: bool = False) -> tuple[list[str], list[str]]:
     """Undo a switch from LINKS['current'] to FAILED: the site as it was (SITE_TEXT, tested,
@@ -145,11 +155,7 @@ def go_back(app: App, supervisor: Supervisor, failed: str, links: dict, site_tex
 
     if site_text is not None:
         def site() -> str:
-            problem = zdt_nginx.test_config({app.site_conf: site_text})
-            if problem:
-                raise RuntimeError(f"nginx -t refused the previous site: {problem}")
-            write_atomic(app.site_conf, site_text, 0o644)
-            seconds = zdt_nginx.reload()
+            seconds = put_site(app, site_text, "the previous site")
             if check:
                 _checked, error = zdt_nginx.check_release(check)
                 if error:
@@ -234,15 +240,10 @@ def drain_site(app: App, state: dict, log) -> None:  # noqa: ANN001
     drained = state.get("site_drained")
     if not drained or read(app.site_conf) == drained:
         return
-    problem = zdt_nginx.test_config({app.site_conf: drained})
-    if problem:
-        log(f"the site keeps {state['standby']} as its backup: nginx -t refused it without: {problem}")
-        return
-    write_atomic(app.site_conf, drained, 0o644)
     try:
-        seconds = zdt_nginx.reload()
-    except zdt_nginx.NginxError as error:
-        log(f"the site without {state['standby']} is written but not loaded: {error}")
+        seconds = put_site(app, drained, f"the site without {state['standby']}")
+    except (RuntimeError, zdt_nginx.NginxError) as error:
+        log(f"the site keeps {state['standby']} as its backup: {error}")
         return
     gone = zdt_nginx.drain(float(state.get("drain_timeout") or 0))
     log(f"{state['standby']} left the site (reloaded in {seconds} s, "

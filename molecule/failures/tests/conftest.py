@@ -82,6 +82,11 @@ def window_active(host) -> bool:
     return host.run(f"systemctl is-active zdt-standby-{APP}.service").stdout.strip() == "active"
 
 
+def site_text(host) -> str:
+    """The app's nginx site as it is on the host."""
+    return host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+
+
 def program(release: str, process: str = "web") -> str:
     return f"{APP}@{release}.{process}"
 

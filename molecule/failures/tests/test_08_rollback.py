@@ -8,13 +8,13 @@ import time
 
 import pytest
 from conftest import (
-    APP,
     BASE_ENV,
     history,
     load,
     previous_release,
     program,
     run,
+    site_text,
     squash,
     stage,
     state,
@@ -89,14 +89,14 @@ def test_a_deploy_inside_a_window_then_a_rollback_leaves_no_removed_release_in_t
         assert replaced.returncode == 0, tail(replaced)
         third = state(host)["serving"]
         assert third not in (first, middle)
-        site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+        site = site_text(host)
         assert f"/run/{middle}.sock backup;" in site and f"/run/{first}.sock" not in site, site
         back = run("rollback.yml", "-e", "deploy_standby_seconds=600")
         assert back.returncode == 0, tail(back)
     after = state(host)
     assert after["serving"] == middle
     assert sorted(after["running"]) == sorted([program(middle), program(third)]), after
-    site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+    site = site_text(host)
     assert f"/run/{middle}.sock fail_timeout=0;" in site and " backup;" not in site and f"/run/{first}.sock" not in site
     assert report["failed"] == 0, report
 

@@ -7,7 +7,6 @@ import time
 from datetime import datetime
 
 from conftest import (
-    APP,
     APP_ROOT,
     BASE_ENV,
     history,
@@ -15,6 +14,7 @@ from conftest import (
     program,
     release_of,
     run,
+    site_text,
     squash,
     stage,
     state,
@@ -79,13 +79,13 @@ def test_the_standby_stays_the_backup_until_its_window_ends(host, serving):
                        source=stage("1.0.0" if old.startswith("2.0.0-") else "2.0.0"))
         assert deployed.returncode == 0, tail(deployed)
         new = state(host)["serving"]
-        site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+        site = site_text(host)
         assert f"/run/{old}.sock backup;" in site and f"/run/{new}.sock fail_timeout=0;" in site, site
         ended = wait_for(lambda: (lambda s: s if s["programs"] == [program(new)] and not s["lock"] else None)(state(host)),
                          60, 0.5)
         time.sleep(1)
     assert ended and ended["serving"] == new, state(host)
-    site = host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string
+    site = site_text(host)
     assert f"/run/{old}.sock" not in site and " backup;" not in site, site
     assert wait_for(lambda: not window_active(host), 15, 0.5)
     assert report["failed"] == 0, report
