@@ -70,13 +70,31 @@ def test_v2_serves_and_v1_stands_by_for_an_instant_rollback(host, current_releas
 
 def test_nginx_falls_back_to_v1_only_while_it_stands_by(host, current_release, previous_release):
     site = host.file("/etc/nginx/conf.d/webxample.conf").content_string
-    assert f"/run/{current_release}.sock fail_timeout=0;" in site
-    assert f"/run/{previous_release}.sock backup;" in site
+    assert f"/run/{current_release}.sock max_fails=0;" in site
+    assert f"/run/{previous_release}.sock max_fails=0 backup;" in site
     assert not host.file("/etc/nginx/conf.d/webxample.preview.conf").exists
     # What the window's helper puts in place when the window ends: v2 alone.
     window = json.loads(host.run("cat /var/lib/zerodowntime/webxample/standby.json").stdout)
     assert f"/run/{current_release}.sock" in window["site_drained"]
     assert f"/run/{previous_release}.sock" not in window["site_drained"] and " backup;" not in window["site_drained"]
+
+
+def test_nginx_holds_neither_release_down_once_both_answer_again(host, current_release, previous_release, redirects):
+    """Both sockets fail for a moment (as in a supervisor restart), then answer again: nginx
+    must not keep either marked down. With nginx's default failure accounting each worker
+    lets one request probe the release and answers the others 502 "no live upstreams"."""
+    site = "https://localhost" if redirects else "http://localhost"
+    sockets = [f"{APP_ROOT}/run/{release}.sock" for release in (current_release, previous_release)]
+    # Six requests while both are gone (fewer than the window's helper counts as failing:
+    # it rolls back at 10 5xx), on new connections so that both nginx workers meet them;
+    # the renames keep the programs running, so the helper's checks still pass.
+    away = "; ".join(f"mv {path} {path}.away" for path in sockets)
+    back = "; ".join(f"mv {path}.away {path}" for path in sockets)
+    burst = host.run(f"{away}; for i in 1 2 3 4 5 6; do curl -sk -o /dev/null {site}/; done; {back}; "
+                     f"hey -n 200 -c 20 {site}/")
+    assert burst.rc == 0, burst.stderr
+    report = parse(burst.stdout)
+    assert report["requests"] == 200 and report["failed"] == 0, report
 
 
 def test_only_the_serving_and_standby_sockets_exist(host, current_release, previous_release):

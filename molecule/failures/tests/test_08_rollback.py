@@ -90,14 +90,14 @@ def test_a_deploy_inside_a_window_then_a_rollback_leaves_no_removed_release_in_t
         third = state(host)["serving"]
         assert third not in (first, middle)
         site = site_text(host)
-        assert f"/run/{middle}.sock backup;" in site and f"/run/{first}.sock" not in site, site
+        assert f"/run/{middle}.sock max_fails=0 backup;" in site and f"/run/{first}.sock" not in site, site
         back = run("rollback.yml", "-e", "deploy_standby_seconds=600")
         assert back.returncode == 0, tail(back)
     after = state(host)
     assert after["serving"] == middle
     assert sorted(after["running"]) == sorted([program(middle), program(third)]), after
     site = site_text(host)
-    assert f"/run/{middle}.sock fail_timeout=0;" in site and " backup;" not in site and f"/run/{first}.sock" not in site
+    assert f"/run/{middle}.sock max_fails=0;" in site and " backup;" not in site and f"/run/{first}.sock" not in site
     assert report["failed"] == 0, report
 
 

@@ -80,7 +80,7 @@ def test_the_standby_stays_the_backup_until_its_window_ends(host, serving):
         assert deployed.returncode == 0, tail(deployed)
         new = state(host)["serving"]
         site = site_text(host)
-        assert f"/run/{old}.sock backup;" in site and f"/run/{new}.sock fail_timeout=0;" in site, site
+        assert f"/run/{old}.sock max_fails=0 backup;" in site and f"/run/{new}.sock max_fails=0;" in site, site
         ended = wait_for(lambda: (lambda s: s if s["programs"] == [program(new)] and not s["lock"] else None)(state(host)),
                          60, 0.5)
         time.sleep(1)
