@@ -40,6 +40,8 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor im
     is_active,
     remove_programs,
     set_active,
+    settling,
+    worst_state,
 )
 
 HELPER_MODULES = ("zdt_files", "zdt_layout", "zdt_lock", "zdt_supervisor", "zdt_http", "zdt_nginx", "zdt_django",
@@ -109,18 +111,27 @@ class AccessLog:
         return ""
 
 
-def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], check: dict) -> str:
-    """'' when RELEASE looks alive (its programs run, its health answers through nginx), else why not."""
+def probe(app: App, supervisor: Supervisor, release: str, processes: list[str], check: dict) -> str | None:
+    """'' when RELEASE looks alive (its programs run, its health answers through nginx), why not
+    when it does not, None when it cannot be judged now: supervisord does not answer or stops,
+    a program of it settles (see settling: supervisor restarted it, or the handover just
+    started a singleton), or nginx refuses connections. Restarts of supervisor or nginx, as an
+    OS upgrade or the rolling maintenance does them, are not the release failing. A program
+    that crashed is started again (STARTING), then BACKOFF, then FATAL: judged all along."""
+    groups = [app.program(release, process) for process in [WEB, *processes]]
     try:
-        for process in [WEB, *processes]:
-            state = supervisor.state(app.program(release, process))
-            # STARTING: just started (a singleton the handover started is within its
-            # settle time); a program that keeps failing goes BACKOFF, then FATAL.
-            if state not in ("RUNNING", "STARTING"):
-                return f"its program {app.program(release, process)} is {state or 'gone'}"
-    except SupervisorError as error:
-        return str(error)
-    ok, answered = zdt_nginx.health_ok(check)
+        found = supervisor.states(groups)
+    except SupervisorError:
+        return None
+    for group in groups:
+        state = worst_state(found.get(group, []))
+        if state not in ("RUNNING", "STARTING", "STOPPING"):
+            return f"its program {group} is {state or 'gone'}"
+    if any(settling(found.get(group, [])) for group in groups):
+        return None
+    ok, answered, refused = zdt_nginx.health_ok(check)
+    if refused:
+        return None
     return "" if ok else f"its health through nginx answered {answered}"
 
 
@@ -394,19 +405,27 @@ def run_window(app: App, log) -> int:  # noqa: ANN001
 def watch_window(app: App, state: dict, log, access: AccessLog | None, check: dict | None) -> int:  # noqa: ANN001
     watch = state.get("watch") or {}
     interval, needed = float(watch.get("interval", 1)), int(watch.get("failures", 3))
-    failures = 0
+    failures, unjudged = 0, ""
     supervisor = Supervisor()
     while time.time() < state["until"]:
         if load_state(app) != state:
             log("the window was replaced or closed")
             return 0
-        why = ""
+        why: str | None = ""
         if check and app.serving()[0] == state["serving"]:
-            why = probe(app, supervisor, state["serving"], state.get("processes", []), check)
-            if not why and access is not None:
-                access.read()
-                why = access.failing(float(watch.get("max_5xx_ratio", 0.2)), int(watch.get("min_5xx", 10)))
-        failures = failures + 1 if why else 0
+            try:
+                why = probe(app, supervisor, state["serving"], state.get("processes", []), check)
+                if why == "" and access is not None:
+                    access.read()
+                    why = access.failing(float(watch.get("max_5xx_ratio", 0.2)), int(watch.get("min_5xx", 10)))
+            except Exception as error:  # noqa: BLE001 - the window outlives what it cannot judge
+                why, said = None, f"cannot judge {state['serving']} now: {type(error).__name__}: {error}"
+                if said != unjudged:
+                    log(said)
+                unjudged = said
+        # None: not judged now, neither a failure nor the end of a run of them.
+        if why is not None:
+            failures = failures + 1 if why else 0
         if failures >= needed:
             log(f"release {state['serving']} failed {failures} checks in a row: {why}")
             rollback(app, state, f"watch: release {state['serving']} failed: {why}", log)
@@ -466,7 +485,10 @@ def unit_text(app: App) -> str:
             "[Service]\n"
             "Type=simple\n"
             f"ExecStart=/usr/bin/python3 -I {LAUNCHER} standby --app {app.name} --root {app.root}\n"
-            "Restart=no\n"
+            # A helper that fails (a bug, an error it did not expect) starts again and resumes the
+            # window from its state file; one that ends the window or is stopped exits 0.
+            "Restart=on-failure\n"
+            "RestartSec=5\n"
             "TimeoutStopSec=15\n\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n")

@@ -34,8 +34,10 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 class Answer:
-    def __init__(self, status: int, headers: dict, body: str, error: str = "") -> None:
+    def __init__(self, status: int, headers: dict, body: str, error: str = "", refused: bool = False) -> None:
         self.status, self.headers, self.body, self.error = status, headers, body, error
+        # Nothing listened there (the server is stopped or restarting), as opposed to a timeout.
+        self.refused = refused
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
@@ -56,7 +58,7 @@ def _request(connection: http.client.HTTPConnection, path: str, headers: dict, l
         body = response.read(limit).decode("utf-8", "replace")
         return Answer(response.status, {k.lower(): v for k, v in response.getheaders()}, body)
     except (OSError, http.client.HTTPException) as error:
-        return Answer(0, {}, "", str(error) or type(error).__name__)
+        return Answer(0, {}, "", str(error) or type(error).__name__, refused=isinstance(error, ConnectionRefusedError))
     finally:
         connection.close()
 

@@ -232,10 +232,11 @@ def _check_over(spec: dict) -> tuple[list[dict], str]:
     return checked, ""
 
 
-def health_ok(spec: dict) -> tuple[bool, str]:
-    """One health request through nginx: (answered 200 from the release, what it answered)."""
+def health_ok(spec: dict) -> tuple[bool, str, bool]:
+    """One health request through nginx: (answered 200 from the release, what it answered,
+    whether nginx refused the connection: nothing listens, nginx is stopped or restarting)."""
     answer = get_tcp(spec.get("address", "127.0.0.1"), int(spec["port"]), spec.get("health_path", "/health"),
                      spec.get("host", "localhost"), tls=bool(spec.get("tls")), timeout=5)
     named = answer.header(spec.get("header", "X-Release"))
     ok = answer.status == 200 and named == str(spec["release"])
-    return ok, f"{answer.describe()} from release {named or '(none)'}"
+    return ok, f"{answer.describe()} from release {named or '(none)'}", answer.refused

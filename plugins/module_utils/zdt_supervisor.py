@@ -25,7 +25,9 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import 
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import SUPERVISOR_LOG_DIR, WEB, App
 
 SOCKET = "/var/run/supervisor.sock"
-# supervisor's XML-RPC fault codes (supervisor/xmlrpc.py)
+# supervisor's XML-RPC fault codes (supervisor/xmlrpc.py); SHUTDOWN_STATE answers any call while
+# supervisord stops (a restart of supervisor).
+SHUTDOWN_STATE = 6
 BAD_NAME = 10
 ALREADY_STARTED = 60
 NOT_RUNNING = 70
@@ -35,6 +37,7 @@ FAILED_STATES = ("FATAL", "EXITED", "BACKOFF", "UNKNOWN")
 
 class SupervisorError(Exception):
     pass
+
 
 
 class UnixConnection(http.client.HTTPConnection):
@@ -127,6 +130,25 @@ def log_tail(app: App, release: str, process: str = WEB, lines: int = 12) -> lis
     return []
 
 
+def worst_state(infos: list[dict]) -> str:
+    """One word for a group's processes (INFOS): RUNNING when every one runs, else the worst
+    state seen, '' when there is none."""
+    names = {i["statename"] for i in infos}
+    if not names:
+        return ""
+    for worst in ("FATAL", "BACKOFF", "EXITED", "UNKNOWN", "STOPPING", "STARTING", "STOPPED"):
+        if worst in names:
+            return worst
+    return "RUNNING"
+
+
+def settling(infos: list[dict]) -> bool:
+    """Whether a process of the group is being stopped, or started for the first time by this
+    supervisord (a restart of supervisor, a program just added): its health is not telling yet.
+    One started again after it stopped (a crash) is not settling."""
+    return any(i["statename"] == "STOPPING" or (i["statename"] == "STARTING" and not i.get("stop")) for i in infos)
+
+
 class Supervisor:
     """The calls `supervisorctl update NAME`, `start`, `stop` and `status` make, per program group."""
 
@@ -137,7 +159,10 @@ class Supervisor:
     def call(self, method: str, *args: object) -> object:
         try:
             return getattr(self.rpc, method)(*args)
-        except xmlrpc.client.Fault:
+        except xmlrpc.client.Fault as fault:
+            if fault.faultCode == SHUTDOWN_STATE:
+                raise SupervisorError(f"supervisord is shutting down ({method}): it is being stopped or "
+                                      "restarted, with every program it supervises") from fault
             raise
         except (OSError, xmlrpc.client.Error) as error:
             raise SupervisorError(
@@ -174,14 +199,7 @@ class Supervisor:
 
     def state(self, group: str) -> str:
         """One word for the group: RUNNING when every process runs, else the worst state seen, '' when unknown."""
-        infos = self.states([group]).get(group, [])
-        names = {i["statename"] for i in infos}
-        if not names:
-            return ""
-        for worst in ("FATAL", "BACKOFF", "EXITED", "UNKNOWN", "STOPPING", "STARTING", "STOPPED"):
-            if worst in names:
-                return worst
-        return "RUNNING"
+        return worst_state(self.states([group]).get(group, []))
 
     def start(self, group: str) -> None:
         try:

@@ -180,7 +180,7 @@ class Sites:
 
     def health(self) -> str:
         for entry in self.apps:
-            ok, said = zdt_nginx.health_ok(entry["check"])
+            ok, said, _refused = zdt_nginx.health_ok(entry["check"])
             if not ok:
                 return f"{entry['app']}: health answered {said}"
         return ""

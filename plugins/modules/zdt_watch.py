@@ -147,8 +147,11 @@ def main() -> None:
         checks += 1
         why = probe(app, supervisor, params["release"], params["processes"], params["check"])
         access.read()
-        why = why or access.failing(params["max_5xx_ratio"], params["min_5xx"])
-        failed = failed + 1 if why else 0
+        if why == "":
+            why = access.failing(params["max_5xx_ratio"], params["min_5xx"])
+        # None: not judged now (supervisor or nginx restarting), neither a failure nor the end of a run.
+        if why is not None:
+            failed = failed + 1 if why else 0
         if failed >= params["failures"] or time.monotonic() >= deadline:
             break
         time.sleep(params["interval"])

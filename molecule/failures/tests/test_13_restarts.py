@@ -13,6 +13,7 @@ import time
 
 import pytest
 from conftest import (
+    APP,
     BASE_ENV,
     ansible_env,
     history,
@@ -97,3 +98,28 @@ def test_restart_after_a_deploy_resumes_the_standby_window(host, serving):
     final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
                      90, 2)
     assert final and final["programs"] == [program(new)] and final["serving"] == new, state(host)
+
+
+def test_nginx_and_supervisor_restarted_inside_the_window_neither_stop_its_helper_nor_roll_back(host, serving):
+    """What an OS upgrade or the rolling maintenance does inside a standby window: nginx and
+    supervisor restarted (every gunicorn with it). The helper keeps watching (a call while
+    supervisord stops used to kill it: the window was never closed), does not count the
+    restart as the release failing, and ends the window on time."""
+    old = serving["serving"]
+    deployed = run("deploy.yml", "-e", "deploy_standby_seconds=30", "-e", "deploy_watch_seconds=0",
+                   source=stage("1.0.0" if old.startswith("2.0.0-") else "2.0.0"))
+    assert deployed.returncode == 0, tail(deployed)
+    new, recorded = state(host)["serving"], len(history(host))
+    host.run_expect([0], "systemctl restart nginx && systemctl restart supervisor")
+    back = wait_for(lambda: (lambda s: s if sorted(s["running"]) == sorted([program(new), program(old)]) else None)(
+        state(host)), 30, 0.5)
+    assert back and back["serving"] == new, state(host)
+    # Three failed checks in a row (1 s apart) roll back: well past them, still the new release.
+    time.sleep(6)
+    assert window_active(host), host.run(f"journalctl -u zdt-standby-{APP}.service -n 30 --no-pager").stdout
+    assert state(host)["serving"] == new
+    assert [e for e in history(host)[recorded:] if e["action"] == "rollback"] == [], history(host)[recorded:]
+    final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
+                     90, 1)
+    assert final and final["programs"] == [program(new)] and final["serving"] == new, state(host)
+    assert wait_for(lambda: not window_active(host), 15, 0.5)
