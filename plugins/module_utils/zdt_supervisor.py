@@ -39,7 +39,6 @@ class SupervisorError(Exception):
     pass
 
 
-
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str, timeout: float | None = None) -> None:
         super().__init__("localhost", timeout=timeout)
