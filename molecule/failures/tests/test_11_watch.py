@@ -49,11 +49,13 @@ def test_release_dying_after_the_deploy_is_rolled_back_by_the_host(host, serving
         assert deployed.returncode == 0, tail(deployed)
         dead = state(host)["serving"]
         assert dead != serving["serving"]
-        back = wait_for(lambda: state(host)["serving"] == serving["serving"], 90, 0.5)
+        # Not the release answering (the standby, nginx's backup, answers as soon as the new one
+        # dies): the helper's rollback, recorded once it is done.
+        entry = wait_for(lambda: (lambda e: e if e["action"] == "rollback" else None)(history(host)[-1]), 90, 0.5)
         time.sleep(2)
-    assert back, state(host)
-    entry = history(host)[-1]
+    assert entry, (history(host)[-1], state(host))
     assert (entry["action"], entry["result"], entry["user"]) == ("rollback", "rolled_back", "zdt-standby"), entry
+    assert state(host)["serving"] == serving["serving"]
     assert entry["from_release"] == dead and entry["release"] == serving["serving"]
     # The helper asked its own warm check whether the database has migrations the standby lacks.
     assert entry.get("migrations_checked") == "window", entry
