@@ -1,11 +1,16 @@
 # -*- coding: utf-8 -*-
 # MIT License (see LICENSE)
 """File helpers the collection's modules and its host-side helper share: read a text
-file, replace a file or a symlink atomically, make a directory with its owner and mode."""
+file, replace a file or a symlink atomically, make a directory with its owner and mode,
+remove a tree without waiting for it."""
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import subprocess
 import tempfile
+import uuid
 
 
 def read(path: str) -> str | None:
@@ -59,6 +64,25 @@ def directory(path: str, mode: int, uid: int | None = None, gid: int | None = No
         os.chown(path, -1 if uid is None else uid, -1 if gid is None else gid)
         changed = True
     return changed
+
+
+def discard(path: str, trash: str) -> None:
+    """Remove the tree PATH without waiting for it: renamed into the directory TRASH at once
+    (same filesystem), then removed, with whatever an earlier call left there, by an rm of
+    its own session at nice 19 that outlives the caller. A release's virtualenv is
+    thousands of files: removing it in place took 2-3 s of a deploy. Where the rename
+    cannot be made (TRASH on another filesystem), PATH is removed here."""
+    directory(trash, 0o700)
+    try:
+        os.rename(path, os.path.join(trash, f"{os.path.basename(path)}.{uuid.uuid4().hex[:8]}"))
+    except OSError as error:
+        if error.errno != errno.EXDEV:
+            raise
+        shutil.rmtree(path)
+        return
+    doomed = [os.path.join(trash, name) for name in sorted(os.listdir(trash))]
+    subprocess.Popen(["nice", "-n", "19", "rm", "-rf", "--", *doomed], stdin=subprocess.DEVNULL,  # noqa: S603, S607
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
 
 
 def tail(path: str, lines: int = 15, max_bytes: int = 16384) -> list[str]:

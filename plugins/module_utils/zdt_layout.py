@@ -161,6 +161,9 @@ class App:
         # release only the wheels that are not there with the same content.
         self.wheelhouse_index = f"{self.tools}/wheelhouse.sha256"
         self.uv_cache = f"{root}/.cache/uv"
+        # Releases being removed (root's): a pruned release is renamed here at once and
+        # removed in the background (zdt_files.discard).
+        self.trash = f"{self.tools}/trash"
         # State only root may change: the lock, the standby window, the site to go back to.
         self.state = f"{state_dir}/{name}"
         self.lock = f"{self.state}/lock"

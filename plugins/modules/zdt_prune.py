@@ -13,6 +13,8 @@ description:
     and every incomplete release directory (one without C(release.json), left by an interrupted deploy).
   - Never removes the release C(current) or C(previous) points at, one with a program on the host (the standby),
     or one listed in O(protect).
+  - A removed release leaves C(releases/) at once (renamed into C(APP_ROOT/.zdt/trash)); an rm at nice 19 in a
+    session of its own deletes it there after the module returned, with anything an earlier run left there.
 version_added: 0.1.0
 options:
   app_name:
@@ -60,9 +62,9 @@ removed:
 """
 
 import os
-import shutil
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import discard
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock
 
@@ -91,7 +93,7 @@ def main() -> None:
     if removed and not module.check_mode:
         Lock(app).hold_work()  # an incomplete release may be a dead deploy's module still at work
         for release in removed:
-            shutil.rmtree(app.release(release))
+            discard(app.release(release), app.trash)
     module.exit_json(changed=bool(removed), removed=removed)
 
 

@@ -37,3 +37,15 @@ def test_check_mode_names_them_and_removes_nothing(run_module, root):
     done = run_module(zdt_prune.main, {"app_name": "shop", "app_root": str(root), "keep": 2,
                                        "_ansible_check_mode": True})
     assert done.result["changed"] and len(os.listdir(root / "releases")) == 6
+
+
+def test_a_removed_release_leaves_releases_at_once_and_is_deleted_in_the_background(run_module, root):
+    leftover = root / ".zdt" / "trash" / "0.9-z.0123abcd"  # what an earlier run's rm did not finish
+    os.makedirs(leftover / "venv")
+    done = run_module(zdt_prune.main, {"app_name": "shop", "app_root": str(root), "keep": 2})
+    assert sorted(done.result["removed"]) == ["2.0-b", "3.0-c", "6.0-f"]
+    assert sorted(os.listdir(root / "releases")) == ["1.0-a", "4.0-d", "5.0-e"]
+    deadline = time.monotonic() + 10
+    while os.listdir(root / ".zdt" / "trash") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.listdir(root / ".zdt" / "trash") == []
