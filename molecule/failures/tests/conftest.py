@@ -82,6 +82,17 @@ def window_active(host) -> bool:
     return host.run(f"systemctl is-active zdt-standby-{APP}.service").stdout.strip() == "active"
 
 
+def window_over(host, release: str, seconds: float, pause: float) -> dict | None:
+    """Wait until the standby window is over: RELEASE's web program is the only program of
+    the app on the host and runs, the helper let go of the lock and ended. The state then,
+    or None when that did not come within SECONDS."""
+    def over() -> dict | None:
+        s = state(host)
+        done = s["programs"] == s["running"] == [program(release)] and not s["lock"] and not window_active(host)
+        return s if done else None
+    return wait_for(over, seconds, pause)
+
+
 def site_text(host) -> str:
     """The app's nginx site as it is on the host."""
     return host.file(f"/etc/nginx/conf.d/{APP}.conf").content_string

@@ -19,8 +19,8 @@ from conftest import (
     stage,
     state,
     tail,
-    wait_for,
     window_active,
+    window_over,
 )
 
 
@@ -69,8 +69,7 @@ def test_instant_rollback_is_only_an_nginx_switch(host, serving):
                                                                                   "window"), entry
     # The release rolled back from stands by for 5 s; then the host stops it (the helper holds
     # the lock while it removes the programs, and then stops its warm check and ends).
-    final = wait_for(lambda: (lambda s: s if s["running"] == s["programs"] == [program(previous)] and not s["lock"]
-                              and not window_active(host) else None)(state(host)), 60, 1)
+    final = window_over(host, previous, 60, 1)
     assert final, (state(host), window_active(host))
     assert final["serving"] == previous
 

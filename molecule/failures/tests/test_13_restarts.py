@@ -25,6 +25,7 @@ from conftest import (
     tail,
     wait_for,
     window_active,
+    window_over,
 )
 
 CONTAINER = "zdt-molecule-failures"
@@ -95,9 +96,8 @@ def test_restart_after_a_deploy_resumes_the_standby_window(host, serving):
     assert window_active(host)
     # The window ends 45 s after the deploy: the standby is retired although the host restarted.
     # The helper holds the lock while it removes the standby's programs: the end is when it let go.
-    final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
-                     90, 2)
-    assert final and final["programs"] == [program(new)] and final["serving"] == new, state(host)
+    final = window_over(host, new, 90, 2)
+    assert final and final["serving"] == new, state(host)
 
 
 def test_nginx_and_supervisor_restarted_inside_the_window_neither_stop_its_helper_nor_roll_back(host, serving):
@@ -119,7 +119,5 @@ def test_nginx_and_supervisor_restarted_inside_the_window_neither_stop_its_helpe
     assert window_active(host), host.run(f"journalctl -u zdt-standby-{APP}.service -n 30 --no-pager").stdout
     assert state(host)["serving"] == new
     assert [e for e in history(host)[recorded:] if e["action"] == "rollback"] == [], history(host)[recorded:]
-    final = wait_for(lambda: (lambda s: s if s["running"] == [program(new)] and not s["lock"] else None)(state(host)),
-                     90, 1)
-    assert final and final["programs"] == [program(new)] and final["serving"] == new, state(host)
-    assert wait_for(lambda: not window_active(host), 15, 0.5)
+    final = window_over(host, new, 90, 1)
+    assert final and final["serving"] == new, state(host)
