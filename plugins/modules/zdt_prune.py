@@ -92,8 +92,7 @@ def main() -> None:
     removed = [r for r in doomed if r not in protected]
     if removed and not module.check_mode:
         Lock(app).hold_work()  # an incomplete release may be a dead deploy's module still at work
-        for release in removed:
-            discard(app.release(release), app.trash)
+        discard([app.release(release) for release in removed], app.trash)
     module.exit_json(changed=bool(removed), removed=removed)
 
 
