@@ -31,7 +31,13 @@ from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import
     serve_unknown_migrations,
     unknown_migrations,
 )
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import directory, link_atomic, read, write_atomic
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import (
+    directory,
+    discard,
+    link_atomic,
+    read,
+    write_atomic,
+)
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import HELPER_DIR, WEB, App, LayoutError
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import (
@@ -60,6 +66,23 @@ def record(app: App, entry: dict) -> None:
     with os.fdopen(descriptor, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
+
+
+def prune(app: App, keep: int, protect: list[str] | tuple[str, ...] = (), check_mode: bool = False) -> list[str]:
+    """Keep the KEEP newest complete releases; remove the others and every incomplete one, never
+    current, previous, one with a program on the host or one in PROTECT. The removed ones leave
+    releases/ at once (renamed into the trash) and are deleted in the background. Returns their ids
+    (in check mode the ones it would remove)."""
+    protected = set(app.serving()) | set(protect) | {p["release"] for p in app.programs()}
+    releases = app.release_ids()
+    complete = sorted((r for r in releases if app.complete(r)), key=lambda r: os.stat(app.manifest(r)).st_mtime,
+                      reverse=True)
+    doomed = complete[max(keep, 0):] + [r for r in releases if r not in complete]
+    removed = [r for r in doomed if r not in protected]
+    if removed and not check_mode:
+        Lock(app).hold_work()  # an incomplete release may be a dead deploy's module still at work
+        discard([app.release(release) for release in removed], app.trash)
+    return removed
 
 # --- what a serving release looks like ----------------------------------------------------
 

@@ -17,7 +17,8 @@ description:
     C(interrupted). A live holder is never broken, even with O(break_lock); a holder this host cannot check (a
     deploy from another controller with none of its modules running here) is broken only with O(break_lock).
   - C(state=absent) appends O(history_entry) to the app's history.jsonl and releases the lock if O(token)
-    still holds it (it never removes someone else's lock).
+    still holds it (it never removes someone else's lock). With O(prune) it first removes old releases, as
+    M(zerodowntime.web.zdt_prune) does, in the same run (a deploy saves a module run).
   - The action plugin of the same name fills in who takes the lock (user, controller, its pid) and, when the
     holder is a deploy from this controller whose C(ansible-playbook) is gone, asks again with its token.
 version_added: 0.1.0
@@ -78,6 +79,13 @@ options:
     default: 0
   history_entry:
     description: (absent) The line to append to history.jsonl, as a dict.
+    type: dict
+  prune:
+    description:
+      - (absent, while O(token) holds the lock) Remove old and incomplete releases before releasing the lock, as
+        M(zerodowntime.web.zdt_prune) does with its options C(keep) (int, default 5) and C(protect) (list).
+      - A failure to remove them is a warning (RV(prune_error)); the history line is still appended and the lock
+        still released.
     type: dict
   noop_if_serving:
     description:
@@ -170,6 +178,15 @@ released:
   description: Whether the lock was released (absent); false when O(token) no longer held it.
   type: bool
   returned: when state is absent
+removed:
+  description: Release ids O(prune) removed (in check mode, would remove).
+  type: list
+  returned: when state is absent and O(prune) is given
+  sample: [0.8.0-77aa01b2]
+prune_error:
+  description: Why O(prune) could not remove a release (the lock was released all the same).
+  type: str
+  returned: when O(prune) failed
 noop:
   description: Whether the release already serves as a deploy left it (O(noop_if_serving)); the lock is released.
   type: bool
@@ -188,7 +205,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_nginx
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import read
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, now_utc, probe, record
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, now_utc, probe, prune, record
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError, valid_release
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock, LockHeld
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import Supervisor
@@ -327,6 +344,15 @@ def present(module: AnsibleModule, app: App, result: dict) -> None:
 
 def absent(module: AnsibleModule, app: App, result: dict) -> None:
     params = module.params
+    spec = params["prune"]
+    if spec is not None and (module.check_mode or Lock(app).held_by(params["token"])):
+        try:
+            result["removed"] = prune(app, int(spec.get("keep", 5)), list(spec.get("protect") or []),
+                                      module.check_mode)
+        except (OSError, ValueError) as error:
+            result.update(removed=[], prune_error=f"old releases of {app.name} not removed: {error}")
+            module.warn(result["prune_error"])
+        result["changed"] = bool(result["removed"])
     if module.check_mode:
         return
     if params["history_entry"] is not None:
@@ -351,6 +377,7 @@ def main() -> None:
             "start_daemons": {"type": "bool", "default": False},
             "preview_port": {"type": "int", "default": 0},
             "history_entry": {"type": "dict"},
+            "prune": {"type": "dict"},
             "noop_if_serving": {"type": "dict"},
         },
         supports_check_mode=True,

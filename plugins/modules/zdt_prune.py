@@ -61,12 +61,9 @@ removed:
   sample: [0.8.0-77aa01b2]
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_files import discard
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import prune
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_lock import Lock
 
 
 def main() -> None:
@@ -84,15 +81,7 @@ def main() -> None:
         app = App(params["app_name"], params["app_root"])
     except LayoutError as error:
         module.fail_json(msg=str(error))
-    protected = set(app.serving()) | set(params["protect"]) | {p["release"] for p in app.programs()}
-    releases = app.release_ids()
-    complete = sorted((r for r in releases if app.complete(r)), key=lambda r: os.stat(app.manifest(r)).st_mtime,
-                      reverse=True)
-    doomed = complete[max(params["keep"], 0):] + [r for r in releases if r not in complete]
-    removed = [r for r in doomed if r not in protected]
-    if removed and not module.check_mode:
-        Lock(app).hold_work()  # an incomplete release may be a dead deploy's module still at work
-        discard([app.release(release) for release in removed], app.trash)
+    removed = prune(app, params["keep"], params["protect"], module.check_mode)
     module.exit_json(changed=bool(removed), removed=removed)
 
 

@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+from ansible_collections.zerodowntime.web.plugins.module_utils import zdt_host
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App
 from ansible_collections.zerodowntime.web.plugins.modules import zdt_prune
 
@@ -15,7 +16,7 @@ def root(tmp_path, monkeypatch):
     # Programs live in /etc/supervisor/conf.d on a host; none here.
     monkeypatch.setattr(App, "programs", lambda self: [])
     # The lock of an earlier holder's work lives in /var/lib/zerodowntime: not here.
-    monkeypatch.setattr(zdt_prune, "Lock", lambda app: type("NoLock", (), {"hold_work": lambda self: None})())
+    monkeypatch.setattr(zdt_host, "Lock", lambda app: type("NoLock", (), {"hold_work": lambda self: None})())
     for index, release in enumerate(["1.0-a", "2.0-b", "3.0-c", "4.0-d", "5.0-e"]):
         path = tmp_path / "app" / "releases" / release
         os.makedirs(path)
