@@ -58,6 +58,8 @@ bench-fleet: setup  ## The fleet scenario (3 app hosts, 1 load balancer), then i
 lint: venv  ## ansible-lint (production profile), ruff, role docs, changelog fragments, plugin and role docs
 	ansible-lint
 	ruff check examples tools molecule plugins tests
+	# blank lines as ansible-test's pep8 wants them (ruff has these rules in preview only)
+	ruff check --preview --select E30 examples tools molecule plugins tests
 	python tools/role_docs.py --check
 	antsibull-changelog lint
 	antsibull-docs lint-collection-docs --plugin-docs --skip-rstcheck .

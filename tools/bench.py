@@ -52,6 +52,8 @@ RATE, CONCURRENCY = 200, 10
 VARIANTS = {"zerodowntime": [], "zerodowntime-pip": ["-e", "deploy_installer=pip"],
             "zerodowntime-watch": ["-e", "deploy_watch_seconds=5"]}
 STEP_FILE = re.compile(r"/roles/deploy/tasks/(\w+)\.yml:\d+$")
+
+
 def sh(*cmd: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=True, text=True, **kwargs)
 

@@ -67,7 +67,6 @@ def record(app: App, entry: dict) -> None:
         handle.write(json.dumps(entry, sort_keys=True) + "\n")
 
 
-
 def prune(app: App, keep: int, protect: list[str] | tuple[str, ...] = (), check_mode: bool = False) -> list[str]:
     """Keep the KEEP newest complete releases; remove the others and every incomplete one, never
     current, previous, one with a program on the host or one in PROTECT. The removed ones leave
@@ -83,6 +82,7 @@ def prune(app: App, keep: int, protect: list[str] | tuple[str, ...] = (), check_
         Lock(app).hold_work()  # an incomplete release may be a dead deploy's module still at work
         discard([app.release(release) for release in removed], app.trash)
     return removed
+
 
 # --- what a serving release looks like ----------------------------------------------------
 

@@ -205,7 +205,6 @@ def test_each_host_got_wheels_built_for_its_own_python(host, current_release):
     print(f"Debian {debian}, Python {version}: release {current_release}, {len(wheels)} wheels")
 
 
-
 def test_a_code_only_release_shipped_only_the_apps_own_wheel(host):
     """2.0.0 has 1.0.0's dependencies: its deploy sends the host the wheels its wheelhouse
     lacks (webxample's own), not the whole artifact the first deploy sent."""
