@@ -10,11 +10,16 @@ by the handover module, see ``install_helper``) with the window's state in
 ``/var/lib/zerodowntime/<app>/standby.json``: until the window ends it watches the serving
 release and, if it dies, goes back to the standby release (the same steps as a deploy's
 rescue, under the same lock, recorded in history.jsonl); when the window ends it stops
-the standby's programs. Pure standard library.
+the standby's programs. The same launcher's ``rollback`` command is a rollback asked for
+inside the window (``zdt_rollback``'s job, for its action plugin: no module run), and
+``prune`` removes old releases (``zdt_prune``, and the deploy's unlock through
+``zdt_lock``). Pure standard library.
 """
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
 import os
 import pkgutil
@@ -404,6 +409,76 @@ def rollback(app: App, state: dict, reason: str, log, who: dict | None = None,  
         lock.release(taken["token"])
 
 
+# --- a rollback asked for inside the window (zdt_rollback, or the helper's own command) ----
+
+def standby_not_applicable(app: App, state: dict | None, params: dict, checked: dict) -> str:
+    """Why going back to the standby does not apply here, or ''. PARAMS: zdt_rollback's
+    (release, standby_seconds, migrations). CHECKED['by']: who answered the migration check
+    ('window': the window's warm check; 'django': a command started for it)."""
+    if float(params["standby_seconds"]) <= 0:
+        return "standby_seconds is 0: the release rolled back from must drain first"
+    if not state:
+        return "no standby window is open"
+    current, previous = app.serving()
+    release = previous if params["release"] in ("", "previous") else params["release"]
+    if release != state["standby"]:
+        return f"release {release or '(none)'} is not the one standing by ({state['standby']})"
+    if current != state["serving"]:
+        return f"release {state['serving']} no longer serves"
+    try:
+        web = Supervisor().state(app.program(state["standby"]))
+    except SupervisorError as error:
+        return str(error)
+    if web != "RUNNING":
+        return f"the standby's program {app.program(state['standby'])} is {web or 'gone'}"
+    manage = state.get("manage")
+    if manage and params["migrations"] == "refuse":
+        try:
+            unknown, checked["by"] = standby_unknown_migrations(app, state)
+        except DjangoError as error:
+            return f"could not ask release {state['standby']} which migrations it knows: {error}"
+        if unknown:
+            return f"the database has migrations release {state['standby']} does not know: {', '.join(unknown)}"
+    return ""
+
+
+def standby_rollback(app: App, params: dict, check_mode: bool = False) -> dict:
+    """zdt_rollback's job: back to the release standing by when that applies, else say why
+    (the caller goes the long way). PARAMS: release, migrations, standby_seconds, who. The
+    module's result: failed (with msg) when it began and did not complete."""
+    state = load_state(app)
+    checked = {"by": ""}
+    why = standby_not_applicable(app, state, params, checked)
+    if why or check_mode:
+        return {"changed": not why, "rolled_back": False, "why": why or "check mode", "migrations_checked": checked["by"]}
+    who = {key: str((params.get("who") or {}).get(key, "")) for key in ("user", "controller")}
+    said: list[str] = []
+    # The migrations were asked about above (a Django start-up is most of this run's time).
+    entry = rollback(app, state, "rollback to the release standing by (one step, in the window)", said.append,
+                     who=who, wait=0, migrations="ignore", standby_seconds=float(params["standby_seconds"]),
+                     checked=checked["by"])
+    if entry is None:
+        return {"changed": False, "rolled_back": False, "why": "; ".join(said) or "the app changed",
+                "migrations_checked": checked["by"]}
+    if entry["result"] == "refused":  # its program stopped since the check above
+        return {"failed": True, "changed": False, "rolled_back": False, "entry": entry,
+                "msg": f"Rollback of {app.name} to {state['standby']} refused: {entry['reason']}. Nothing was "
+                       "changed."}
+    if entry["result"] != "rolled_back":
+        return {"failed": True, "changed": True, "rolled_back": False, "entry": entry,
+                "msg": f"Rollback of {app.name} to {state['standby']} did not complete: {entry['reason']}"}
+    return {"changed": True, "rolled_back": True, "why": "", "entry": entry, "migrations_checked": checked["by"]}
+
+
+def helper_digest() -> str:
+    """The helper's version: a digest of its files (the controller's collection and the
+    helper installed on a host agree only when they are the same code)."""
+    digest = hashlib.sha256()
+    for path, content in sorted(helper_files().items()):
+        digest.update(f"{path}\0{content}\0".encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
 def owner_of(path: str) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_uid, st.st_gid
@@ -461,10 +536,23 @@ def watch_window(app: App, state: dict, log, access: AccessLog | None, check: di
 def main(argv: list[str], log) -> int:  # noqa: ANN001
     """The launcher's entry point (it passes its own logging, to systemd's journal)."""
     parser = argparse.ArgumentParser(description="zerodowntime.web standby window of an app")
-    parser.add_argument("command", choices=["standby"])
+    parser.add_argument("command", choices=["standby", "rollback"])
     parser.add_argument("--app", required=True)
     parser.add_argument("--root", required=True)
+    parser.add_argument("--digest", default="", help="rollback: the asking collection's helper_digest()")
+    parser.add_argument("--params", default="", help="rollback: zdt_rollback's parameters, JSON in base64")
     args = parser.parse_args(argv)
+    if args.command == "rollback":
+        # zdt_rollback's job without a module run (its action plugin asks this way first):
+        # its parameters in --params, its result one JSON line through LOG (the launcher's
+        # stdout). A helper of other code than the asker's says so and changes nothing (the
+        # module runs instead).
+        if args.digest != helper_digest():
+            log(json.dumps({"stale": True}))
+            return 0
+        params = json.loads(base64.b64decode(args.params).decode("utf-8"))
+        log(json.dumps(standby_rollback(App(args.app, args.root), params)))
+        return 0
     # Stopped by systemd (a new window, a rollback): end through the finally clauses, so
     # the warm check is reaped before this process exits. (In a container systemd may not
     # learn that the unit's last other process ended, and would wait for its stop timeout.)

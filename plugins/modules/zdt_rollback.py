@@ -30,7 +30,9 @@ description:
     standby served until the deploy and its program still runs; nginx checks it right after the reload, and the
     new window's helper watches it).
   - The action plugin of the same name adds who asks (the user and the controller), as M(zerodowntime.web.zdt_lock)
-    does.
+    does. When the window's helper on the host is the same code as the controller's collection, the action asks
+    it directly (one command, the same function; no module is built on the controller, none imported on the
+    host); otherwise, and in check mode, this module runs (RV(via)).
 version_added: 0.1.0
 options:
   app_name:
@@ -108,6 +110,11 @@ migrations_checked:
   type: str
   returned: always
   sample: window
+via:
+  description: Who did the job, C(helper) (the window's helper on the host, asked by the action plugin) or C(module).
+  type: str
+  returned: always
+  sample: helper
 entry:
   description: The history line recorded (result C(rolled_back)), when it rolled back.
   type: dict
@@ -116,40 +123,8 @@ entry:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_django import DjangoError
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import load_state, rollback, standby_unknown_migrations
+from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_host import standby_rollback
 from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_layout import App, LayoutError
-from ansible_collections.zerodowntime.web.plugins.module_utils.zdt_supervisor import Supervisor, SupervisorError
-
-
-def not_applicable(app: App, state: dict | None, params: dict, checked: dict) -> str:
-    """Why going back to the standby does not apply here, or ''. CHECKED['by']: who answered
-    the migration check ('window': the window's warm check; 'django': a command started for it)."""
-    if params["standby_seconds"] <= 0:
-        return "standby_seconds is 0: the release rolled back from must drain first"
-    if not state:
-        return "no standby window is open"
-    current, previous = app.serving()
-    release = previous if params["release"] in ("", "previous") else params["release"]
-    if release != state["standby"]:
-        return f"release {release or '(none)'} is not the one standing by ({state['standby']})"
-    if current != state["serving"]:
-        return f"release {state['serving']} no longer serves"
-    try:
-        web = Supervisor().state(app.program(state["standby"]))
-    except SupervisorError as error:
-        return str(error)
-    if web != "RUNNING":
-        return f"the standby's program {app.program(state['standby'])} is {web or 'gone'}"
-    manage = state.get("manage")
-    if manage and params["migrations"] == "refuse":
-        try:
-            unknown, checked["by"] = standby_unknown_migrations(app, state)
-        except DjangoError as error:
-            return f"could not ask release {state['standby']} which migrations it knows: {error}"
-        if unknown:
-            return f"the database has migrations release {state['standby']} does not know: {', '.join(unknown)}"
-    return ""
 
 
 def main() -> None:
@@ -164,31 +139,14 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    params = module.params
     try:
-        app = App(params["app_name"], params["app_root"])
+        app = App(module.params["app_name"], module.params["app_root"])
     except LayoutError as error:
         module.fail_json(msg=str(error))
-    state = load_state(app)
-    checked = {"by": ""}
-    why = not_applicable(app, state, params, checked)
-    if why or module.check_mode:
-        module.exit_json(changed=not why, rolled_back=False, why=why or "check mode", migrations_checked=checked["by"])
-    who = {key: str(params["who"].get(key, "")) for key in ("user", "controller")}
-    said: list[str] = []
-    # The migrations were asked about above (a Django start-up is most of this run's time).
-    entry = rollback(app, state, "rollback to the release standing by (one step, in the window)", said.append,
-                     who=who, wait=0, migrations="ignore", standby_seconds=params["standby_seconds"],
-                     checked=checked["by"])
-    if entry is None:
-        module.exit_json(changed=False, rolled_back=False, why="; ".join(said) or "the app changed")
-    if entry["result"] == "refused":  # its program stopped since the check above
-        module.fail_json(msg=f"Rollback of {app.name} to {state['standby']} refused: {entry['reason']}. Nothing was "
-                             "changed.", entry=entry, rolled_back=False)
-    if entry["result"] != "rolled_back":
-        module.fail_json(msg=f"Rollback of {app.name} to {state['standby']} did not complete: {entry['reason']}",
-                         entry=entry, rolled_back=False)
-    module.exit_json(changed=True, rolled_back=True, why="", entry=entry, migrations_checked=checked["by"])
+    result = standby_rollback(app, module.params, module.check_mode)
+    if result.pop("failed", False):
+        module.fail_json(**result)
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":

@@ -57,9 +57,11 @@ def test_instant_rollback_is_only_an_nginx_switch(host, serving):
     pid = program_pid(host, previous)
     started = time.monotonic()
     with load(host, "instant-rollback") as report:
-        result = run("rollback.yml", "-e", "deploy_standby_seconds=5")
+        result = run("rollback.yml", "-e", "deploy_standby_seconds=5", "-v")
     report["rollback_seconds"] = round(time.monotonic() - started, 1)
     assert result.returncode == 0, tail(result)
+    # The window's helper on the host (the deploy's handover installed this code) did it, no module.
+    assert "via: helper" in result.stdout, tail(result)
     after = state(host)
     assert after["serving"] == previous and program_pid(host, previous) == pid, "the standby was restarted"
     assert report["failed"] == 0, report
